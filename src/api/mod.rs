@@ -1,0 +1,7 @@
+//! Wire types: the JSON shapes clients and LLM providers see.
+//!
+//! Architecture invariant: these are the only types that derive the API's
+//! serialisation; other layers convert to and from them.
+
+pub mod message;
+pub mod validation;

@@ -1,0 +1,1 @@
+//! (http: not built yet)

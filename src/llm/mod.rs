@@ -1,0 +1,1 @@
+//! (llm: not built yet)

@@ -1,0 +1,1 @@
+//! (secrets: not built yet)

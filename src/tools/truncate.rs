@@ -1,0 +1,1 @@
+//! The shared middle-truncation helper (tools.md §9).

@@ -1,0 +1,4 @@
+//! Small helpers shared by every layer: timestamps in the Python server's formats and id parsing.
+
+pub mod ids;
+pub mod time;

@@ -1,0 +1,1 @@
+//! (webhooks: not built yet)
