@@ -105,7 +105,8 @@ mod tests {
             serde_json::to_string(&item).unwrap(),
             r#"{"type":"less_than_equal","loc":["query","limit"],"msg":"Input should be less than or equal to 100","input":"101","ctx":{"le":100}}"#
         );
-        let missing = ValidationErrorItem::missing(crate::loc!["body", "items", 2usize], Value::Null);
+        let missing =
+            ValidationErrorItem::missing(crate::loc!["body", "items", 2usize], Value::Null);
         assert_eq!(
             serde_json::to_string(&missing).unwrap(),
             r#"{"type":"missing","loc":["body","items",2],"msg":"Field required","input":null}"#

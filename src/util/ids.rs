@@ -40,8 +40,14 @@ mod tests {
         let dashed_form = "8889fa99-195d-48ad-8df3-a7ffe2b3801f";
         let id = parse_uuid(dashed_form).unwrap();
         assert_eq!(parse_uuid("8889FA99195D48AD8DF3A7FFE2B3801F").unwrap(), id);
-        assert_eq!(parse_uuid("{8889fa99-195d-48ad-8df3-a7ffe2b3801f}").unwrap(), id);
-        assert_eq!(parse_uuid("urn:uuid:8889fa99-195d-48ad-8df3-a7ffe2b3801f").unwrap(), id);
+        assert_eq!(
+            parse_uuid("{8889fa99-195d-48ad-8df3-a7ffe2b3801f}").unwrap(),
+            id
+        );
+        assert_eq!(
+            parse_uuid("urn:uuid:8889fa99-195d-48ad-8df3-a7ffe2b3801f").unwrap(),
+            id
+        );
         assert_eq!(dashed(&id), dashed_form);
         assert_eq!(hex(&id), "8889fa99195d48ad8df3a7ffe2b3801f");
         assert!(parse_uuid("not-a-uuid").is_err());

@@ -17,7 +17,7 @@ pub fn now() -> Timestamp {
 }
 
 fn format(ts: Timestamp, zulu: bool) -> String {
-    let dt = ts.to_zoned(TimeZone::UTC).datetime();
+    let dt = TimeZone::UTC.to_datetime(ts);
     let micros = dt.subsec_nanosecond() / 1000;
     let mut out = format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
@@ -58,14 +58,12 @@ pub fn parse_client_timestamp(text: &str) -> Option<Timestamp> {
     }
     // A naive date-time (or a date alone) is UTC by our convention.
     if let Ok(dt) = text.parse::<jiff::civil::DateTime>() {
-        return dt.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp());
+        return TimeZone::UTC.to_timestamp(dt).ok();
     }
     if let Ok(date) = text.parse::<jiff::civil::Date>() {
-        return date
-            .to_datetime(jiff::civil::Time::midnight())
-            .to_zoned(TimeZone::UTC)
-            .ok()
-            .map(|z| z.timestamp());
+        return TimeZone::UTC
+            .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+            .ok();
     }
     None
 }
@@ -82,11 +80,11 @@ mod tests {
     #[test]
     fn formats_like_python_isoformat() {
         let ts = Timestamp::from_microsecond(1_795_480_806_345_706).unwrap();
-        assert_eq!(event_timestamp(ts), "2026-11-23T23:20:06.345706");
-        assert_eq!(utc_timestamp(ts), "2026-11-23T23:20:06.345706Z");
+        assert_eq!(event_timestamp(ts), "2026-11-24T00:40:06.345706");
+        assert_eq!(utc_timestamp(ts), "2026-11-24T00:40:06.345706Z");
         let whole = Timestamp::from_second(1_795_480_806).unwrap();
-        assert_eq!(event_timestamp(whole), "2026-11-23T23:20:06");
-        assert_eq!(utc_timestamp(whole), "2026-11-23T23:20:06Z");
+        assert_eq!(event_timestamp(whole), "2026-11-24T00:40:06");
+        assert_eq!(utc_timestamp(whole), "2026-11-24T00:40:06Z");
     }
 
     #[test]
