@@ -170,6 +170,9 @@ pub struct ToolEnv {
     pub settings: Arc<ToolSettings>,
 }
 
+/// The tools a spec expands to for one conversation, or why it cannot be created.
+pub type ToolSetResult = Result<Vec<Arc<dyn Tool>>, String>;
+
 /// A registered tool spec name (`terminal`, `browser_tool_set`) and how to
 /// build its tools for one conversation.
 pub struct ToolFactory {
@@ -178,5 +181,5 @@ pub struct ToolFactory {
     /// The Python module the Python client expects in `tool_module_qualnames`.
     pub module_qualname: &'static str,
     /// Creates the conversation's tool instances (a set may expand to several).
-    pub create: fn(&ToolEnv) -> Result<Vec<Arc<dyn Tool>>, String>,
+    pub create: fn(&ToolEnv) -> ToolSetResult,
 }
