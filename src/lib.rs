@@ -29,6 +29,8 @@
 //! - [`webhooks`]: batched event and conversation webhooks.
 //! - [`telemetry`]: tracing to journald or stderr.
 //! - [`systemd`]: sd-notify readiness, watchdog, stopping; socket activation.
+//! - [`outbound`]: the one outgoing HTTP client (LLM calls, webhooks):
+//!   hyper + rustls with ring, system roots or compiled-in webpki roots.
 //! - [`util`]: timestamps and ids in the Python server's formats.
 
 pub mod agent;
@@ -38,6 +40,7 @@ pub mod config;
 pub mod conversations;
 pub mod http;
 pub mod llm;
+pub mod outbound;
 pub mod secrets;
 pub mod server;
 pub mod store;
