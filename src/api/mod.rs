@@ -3,6 +3,7 @@
 //! Architecture invariant: these are the only types that derive the API's
 //! serialisation; other layers convert to and from them.
 
+pub mod event;
 pub mod llm_config;
 pub mod message;
 pub mod metrics;
