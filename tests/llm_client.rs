@@ -638,6 +638,7 @@ async fn sampling_params_seed_and_extra_body() {
     extra.insert("metadata".into(), json!({"team": "x"}));
     let mut headers = serde_json::Map::new();
     headers.insert("X-Custom".into(), json!("yes"));
+    headers.insert("User-Agent".into(), json!("my-gateway-client/1"));
     let cfg = LlmConfig {
         temperature: Some(0.2),
         top_p: Some(0.9),
@@ -658,6 +659,17 @@ async fn sampling_params_seed_and_extra_body() {
     assert_eq!(r.body["seed"], 7);
     assert_eq!(r.body["metadata"], json!({"team": "x"}));
     assert_eq!(r.header("x-custom"), Some("yes"));
+    let agents: Vec<_> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "user-agent")
+        .collect();
+    assert_eq!(
+        agents.len(),
+        1,
+        "extra_headers replace defaults: {agents:?}"
+    );
+    assert_eq!(r.header("user-agent"), Some("my-gateway-client/1"));
 
     let reasoning = LlmConfig {
         temperature: Some(0.2),

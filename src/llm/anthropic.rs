@@ -258,7 +258,10 @@ fn thinking_param(
         ThinkingMode::Manual => {
             let budget = config.extended_thinking_budget.filter(|b| *b > 0)?;
             f.max_output_tokens?;
-            json!({"type": "enabled", "budget_tokens": budget.min(max_tokens.saturating_sub(1))})
+            if max_tokens <= MIN_THINKING_BUDGET {
+                return None;
+            }
+            json!({"type": "enabled", "budget_tokens": budget.min(max_tokens - 1)})
         }
         ThinkingMode::Adaptive => {
             effort?;
@@ -681,6 +684,89 @@ mod tests {
                 r#"{"type":"tool_result","tool_use_id":"call_2","content":[{"type":"text","text":"ok"}],"cache_control":{"type":"ephemeral"}},"#,
                 r#"{"type":"text","text":"[System: Empty message content sanitised to satisfy protocol]"}]}]"#
             )
+        );
+    }
+
+    fn thinking_for(
+        model: &str,
+        cfg: impl FnOnce(&mut LlmConfig),
+        messages: &[Message],
+    ) -> Option<Value> {
+        let mut config = LlmConfig {
+            model: model.into(),
+            ..LlmConfig::default()
+        };
+        cfg(&mut config);
+        let route = crate::llm::route::resolve(&config).unwrap();
+        let f = crate::llm::features::resolve(&config, &route);
+        let max = f.max_output_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+        thinking_param(&config, &f, max, messages)
+    }
+
+    #[test]
+    fn thinking_decisions() {
+        let fresh = [Message::user("hi")];
+        assert_eq!(
+            thinking_for("anthropic/claude-sonnet-4-5", |_| {}, &fresh),
+            Some(json!({"type": "enabled", "budget_tokens": 63999}))
+        );
+        assert_eq!(
+            thinking_for(
+                "anthropic/claude-sonnet-4-5",
+                |c| c.extended_thinking_budget = Some(2000),
+                &fresh
+            ),
+            Some(json!({"type": "enabled", "budget_tokens": 2000}))
+        );
+        assert_eq!(
+            thinking_for(
+                "anthropic/claude-sonnet-4-5",
+                |c| c.max_output_tokens = Some(1000),
+                &fresh
+            ),
+            None
+        );
+        let mut a = Message::assistant(vec![]);
+        a.tool_calls = Some(vec![call("toolu_1", "think", "{}")]);
+        let without_thinking = [
+            Message::user("hi"),
+            a.clone(),
+            Message::tool("toolu_1", "think", vec![Content::text("ok")]),
+        ];
+        assert_eq!(
+            thinking_for("anthropic/claude-sonnet-4-5", |_| {}, &without_thinking),
+            None
+        );
+        a.thinking_blocks = vec![json!({"type":"thinking","thinking":"t","signature":"s"})];
+        let with_thinking = [
+            Message::user("hi"),
+            a,
+            Message::tool("toolu_1", "think", vec![Content::text("ok")]),
+        ];
+        assert!(thinking_for("anthropic/claude-sonnet-4-5", |_| {}, &with_thinking).is_some());
+        assert_eq!(
+            thinking_for("anthropic/claude-opus-4-6", |_| {}, &fresh),
+            Some(json!({"type": "adaptive", "display": "summarized"}))
+        );
+        assert_eq!(
+            thinking_for(
+                "anthropic/claude-opus-4-6",
+                |c| c.reasoning_effort = Some("none".into()),
+                &fresh
+            ),
+            None
+        );
+        assert_eq!(
+            thinking_for(
+                "anthropic/claude-opus-4-1",
+                |c| c.reasoning_effort = Some("medium".into()),
+                &fresh
+            ),
+            Some(json!({"type": "enabled", "budget_tokens": 2048}))
+        );
+        assert_eq!(
+            thinking_for("anthropic/claude-3-5-haiku", |_| {}, &fresh),
+            None
         );
     }
 

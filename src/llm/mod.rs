@@ -258,7 +258,7 @@ impl LlmClient {
         stream: bool,
         emit: &(dyn Fn(StreamDelta) + Send + Sync),
     ) -> Result<(Parsed, Option<f64>), LlmError> {
-        let mut builder = http::Request::post(route.url.as_str())
+        let builder = http::Request::post(route.url.as_str())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(
                 http::header::ACCEPT,
@@ -272,12 +272,13 @@ impl LlmClient {
                 http::header::USER_AGENT,
                 concat!("agent-server/", env!("CARGO_PKG_VERSION")),
             );
-        for (name, value) in &route.headers {
-            builder = builder.header(name, value);
-        }
-        let request = builder.body(Full::new(body)).map_err(|e| {
+        let mut request = builder.body(Full::new(body)).map_err(|e| {
             LlmError::bad_request(format!("invalid LLM endpoint '{}': {e}", route.url))
         })?;
+        // Route headers (auth, provider, the user's extra_headers) replace defaults of the same name.
+        for (name, value) in &route.headers {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
         let response = self
             .outbound
             .send(request, None)
