@@ -504,6 +504,16 @@ async fn tabs_storage_and_recording() {
         .iter()
         .any(|c| c["name"] == "agent_cookie" && c["value"] == "A1"));
 
+    // Typed text never reaches the recording, only its length.
+    b.ok("browser_navigate", json!({"url": site.url("form.html")}))
+        .await;
+    let name = b.index_of(|e| e["placeholder"] == "Your name").await;
+    b.ok(
+        "browser_type",
+        json!({"index": name, "text": "hunter2-secret"}),
+    )
+    .await;
+
     let stopped = b.ok("browser_stop_recording", json!({})).await;
     let prefix = "Recording stopped. Captured ";
     assert!(stopped.starts_with(prefix), "{stopped}");
@@ -516,8 +526,9 @@ async fn tabs_storage_and_recording() {
     let mut files = 0;
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         files += 1;
-        let events: Vec<Value> =
-            serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+        let raw = std::fs::read_to_string(entry.path()).unwrap();
+        assert!(!raw.contains("hunter2-secret"));
+        let events: Vec<Value> = serde_json::from_str(&raw).unwrap();
         kinds.extend(
             events
                 .iter()
@@ -529,7 +540,14 @@ async fn tabs_storage_and_recording() {
         stopped.contains(&format!("in {files} file(s).")),
         "{stopped}"
     );
-    for kind in ["meta", "full_snapshot", "action", "click"] {
+    for kind in [
+        "meta",
+        "full_snapshot",
+        "action",
+        "click",
+        "input",
+        "mutation",
+    ] {
         assert!(kinds.contains(kind), "no {kind} event in {kinds:?}");
     }
     assert_eq!(

@@ -3,8 +3,8 @@
 //! Upstream injects rrweb from a CDN and saves rrweb event arrays. Over
 //! WebDriver (and without network access to a CDN) we record our own event
 //! log instead: a page script (`js/recorder.js`) buffers page metadata, a DOM
-//! snapshot, clicks, inputs (password values masked), scrolls and mutation
-//! counts; the session drains it around every tool call and re-installs it
+//! snapshot, clicks, inputs (their length only: typed text may be a
+//! credential), scrolls and mutation counts; the session drains it around every tool call and re-installs it
 //! after navigations, and adds one `action` event per browser tool call.
 //! Events are JSON objects `{type, timestamp, data}` (milliseconds since the
 //! epoch), saved as numbered files `1.json`, `2.json`, … under

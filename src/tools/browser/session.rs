@@ -896,11 +896,19 @@ async fn get_state(
         ),
     );
     result.insert("interactive_elements".into(), Value::Array(interactive));
-    for key in ["viewport", "page", "scroll"] {
-        if let Some(v) = raw.get(key) {
-            result.insert(key.into(), v.clone());
-        }
-    }
+    // chromedriver sorts object keys; upstream's order is width/height, x/y.
+    let pair = |key: &str, a: &str, b: &str| {
+        let get = |name: &str| {
+            raw.pointer(&format!("/{key}/{name}"))
+                .cloned()
+                .unwrap_or(json!(0))
+        };
+        json!({a: get(a), b: get(b)})
+    };
+    let viewport = pair("viewport", "width", "height");
+    result.insert("viewport".into(), viewport.clone());
+    result.insert("page".into(), pair("page", "width", "height"));
+    result.insert("scroll".into(), pair("scroll", "x", "y"));
     let mut screenshot = None;
     if include_screenshot {
         let shot = cdp(
@@ -911,9 +919,7 @@ async fn get_state(
         .await?;
         if let Some(data) = shot.get("data").and_then(Value::as_str) {
             screenshot = Some(data.to_string());
-            if let Some(viewport) = raw.get("viewport") {
-                result.insert("screenshot_dimensions".into(), viewport.clone());
-            }
+            result.insert("screenshot_dimensions".into(), viewport);
         }
     }
     Ok(Outcome {
@@ -961,6 +967,43 @@ async fn get_content(
     )))
 }
 
+/// chromedriver sorts object keys; DevTools (and so upstream) lists a
+/// cookie's fields in this order.
+fn devtools_cookie_order(cookie: &Value) -> Value {
+    const ORDER: [&str; 15] = [
+        "name",
+        "value",
+        "domain",
+        "path",
+        "expires",
+        "size",
+        "httpOnly",
+        "secure",
+        "session",
+        "sameSite",
+        "priority",
+        "sameParty",
+        "sourceScheme",
+        "sourcePort",
+        "partitionKey",
+    ];
+    let Value::Object(fields) = cookie else {
+        return cookie.clone();
+    };
+    let mut ordered = Map::new();
+    for key in ORDER {
+        if let Some(v) = fields.get(key) {
+            ordered.insert(key.into(), v.clone());
+        }
+    }
+    for (key, v) in fields {
+        if !ordered.contains_key(key) {
+            ordered.insert(key.clone(), v.clone());
+        }
+    }
+    Value::Object(ordered)
+}
+
 /// Origins of the current page and its frames, in discovery order.
 fn frame_origins(tree: &Value, out: &mut Vec<String>) {
     if let Some(origin) = tree
@@ -1002,7 +1045,11 @@ async fn get_storage(session: &Session) -> Outcome {
     let client = &session.client;
     let collected: Result<Value, CmdError> = async {
         let cookies = cdp(client, "Storage.getCookies", json!({})).await?;
-        let cookies = cookies.get("cookies").cloned().unwrap_or(json!([]));
+        let cookies: Vec<Value> = cookies
+            .get("cookies")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().map(devtools_cookie_order).collect())
+            .unwrap_or_default();
         let mut origins = Vec::new();
         cdp(client, "DOMStorage.enable", json!({})).await?;
         if let Ok(tree) = cdp(client, "Page.getFrameTree", json!({})).await {
@@ -1136,6 +1183,18 @@ mod tests {
             "Typed <credential> into element 1"
         );
         assert_eq!(typed_message(1, "a@b.c"), "Typed 'a@b.c' into element 1");
+    }
+
+    #[test]
+    fn cookies_get_devtools_field_order() {
+        let sorted = json!({"domain": "d", "name": "n", "path": "/", "value": "v", "zzz": 1});
+        let keys: Vec<String> = devtools_cookie_order(&sorted)
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["name", "value", "domain", "path", "zzz"]);
     }
 
     #[test]

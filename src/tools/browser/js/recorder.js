@@ -1,6 +1,6 @@
 // browser_start_recording without rrweb: an event log kept in the page
-// (page metadata, a DOM snapshot, clicks, inputs, scrolls and mutation
-// counts) that the session drains between tool calls. Installing twice is a
+// (page metadata, a DOM snapshot, clicks, input lengths, scrolls and
+// mutation counts) that the session drains between tool calls. Installing twice is a
 // no-op. arguments[0]: "install", "drain" or "stop".
 const command = arguments[0];
 const MAX_BUFFERED = 20000;
@@ -51,10 +51,10 @@ const listen = (target, type, handler) => {
 push('meta', { href: location.href, title: document.title, width: innerWidth, height: innerHeight });
 push('full_snapshot', { html: document.documentElement.outerHTML.slice(0, MAX_SNAPSHOT) });
 listen(document, 'click', (e) => push('click', { target: describe(e.target), x: e.clientX, y: e.clientY }));
+// Typed text may be a credential: only its length is recorded.
 listen(document, 'input', (e) => {
   const t = e.target;
-  const secret = t && t.type === 'password';
-  push('input', { target: describe(t), value: secret ? '********' : String(t.value ?? t.textContent ?? '').slice(0, 1000) });
+  push('input', { target: describe(t), length: String(t.value ?? t.textContent ?? '').length });
 });
 let lastScroll = 0;
 listen(window, 'scroll', () => {
