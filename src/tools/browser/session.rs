@@ -242,6 +242,12 @@ impl BrowserSet {
         let wait = Duration::from_secs_f64(self.settings.queue_timeout_seconds.max(0.0));
         let permit = driver::acquire_permit(self.settings.max_concurrent_browsers, wait).await?;
         let launched = driver::launch(&self.settings).await?;
+        // Chromium opens its new-tab page; upstream starts from about:blank.
+        launched
+            .client
+            .goto("about:blank")
+            .await
+            .map_err(|e| describe(&e))?;
         state.generation += 1;
         state.session = Some(Session {
             client: launched.client,
@@ -881,8 +887,10 @@ async fn get_state(
         );
     }
 
+    // The tab's URL, as in `tabs` (an error page's own URL is chrome-error://).
+    let url = session.client.current_url().await?;
     let mut result = Map::new();
-    result.insert("url".into(), raw.get("url").cloned().unwrap_or(json!("")));
+    result.insert("url".into(), json!(url.as_str()));
     result.insert(
         "title".into(),
         raw.get("title").cloned().unwrap_or(json!("")),

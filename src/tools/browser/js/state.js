@@ -52,7 +52,6 @@ for (const el of document.querySelectorAll(SELECTOR)) {
 }
 const doc = document.documentElement;
 return {
-  url: location.href,
   title: document.title,
   elements,
   viewport: { width: innerWidth, height: innerHeight },
