@@ -224,6 +224,38 @@ impl Driver {
 /// The chromedriver shared by every session of this process.
 static SHARED_DRIVER: Mutex<Option<Driver>> = Mutex::const_new(None);
 
+static STALE_SWEPT: OnceCell<()> = OnceCell::const_new();
+
+/// Kills the browsers of earlier server processes that died without
+/// [`shutdown_browsers`] (SIGKILL, a crash) and removes their directories:
+/// their root directory names a process id that no longer runs. Blocking.
+fn sweep_stale_roots() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("agent-server-browsers-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let root = entry.path();
+        for pid in pids_with_marker(&root.display().to_string()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
 /// The shared chromedriver's URL, starting (or restarting) it when needed.
 async fn shared_driver(binaries: &Binaries) -> Result<String, String> {
     let mut slot = SHARED_DRIVER.lock().await;
@@ -235,6 +267,11 @@ async fn shared_driver(binaries: &Binaries) -> Result<String, String> {
     if let Some(old) = slot.take() {
         old.kill().await;
     }
+    STALE_SWEPT
+        .get_or_init(|| async {
+            let _ = tokio::task::spawn_blocking(sweep_stale_roots).await;
+        })
+        .await;
     let driver = Driver::start(&binaries.chromedriver, &browser_root_dir()).await?;
     let url = driver.url();
     *slot = Some(driver);
@@ -632,6 +669,20 @@ mod tests {
             args.contains(&"--no-sandbox".to_string()),
             nix::unistd::geteuid().is_root()
         );
+    }
+
+    #[test]
+    fn stale_roots_of_dead_processes_are_removed() {
+        // Pid numbers above the kernel's maximum (4194304) never run.
+        let stale = std::env::temp_dir().join("agent-server-browsers-4999999");
+        std::fs::create_dir_all(stale.join("profile-x")).unwrap();
+        let live = browser_root_dir().join("sweep-test-keep");
+        std::fs::create_dir_all(&live).unwrap();
+        sweep_stale_roots();
+        assert!(!stale.exists());
+        assert!(live.exists());
+        std::fs::remove_dir_all(&live).unwrap();
+        let _ = std::fs::remove_dir(browser_root_dir());
     }
 
     #[tokio::test]
