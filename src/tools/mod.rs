@@ -10,6 +10,7 @@
 //! Architecture invariant: tools never see events, conversation ids or HTTP
 //! types; every string they return is masked by the caller.
 
+pub mod browser;
 pub mod truncate;
 
 use std::path::PathBuf;
@@ -153,6 +154,9 @@ pub struct BrowserSettings {
     pub chromium_path: Option<PathBuf>,
     pub max_concurrent_browsers: usize,
     pub idle_timeout_seconds: f64,
+    /// How long a new browser waits for a slot under `max_concurrent_browsers`
+    /// before the call is refused (0: refuse at once).
+    pub queue_timeout_seconds: f64,
     pub allowed_urls: Vec<String>,
     pub denied_urls: Vec<String>,
 }
