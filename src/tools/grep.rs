@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use grep_regex::RegexMatcherBuilder;
-use grep_searcher::{sinks, BinaryDetection, SearcherBuilder};
+use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch};
 use serde_json::{json, Map, Value};
 
 use super::args::ArgReader;
@@ -119,6 +119,18 @@ fn surfaced(path: &Path, root: &Path, include: Option<&str>) -> bool {
     include.is_some() || !hidden(file)
 }
 
+/// Records whether a file matches and stops at the first match (`rg -l`).
+struct FirstMatch(bool);
+
+impl Sink for FirstMatch {
+    type Error = std::io::Error;
+
+    fn matched(&mut self, _: &Searcher, _: &SinkMatch<'_>) -> Result<bool, std::io::Error> {
+        self.0 = true;
+        Ok(false)
+    }
+}
+
 struct Request<'a> {
     working_dir: &'a Path,
     pattern: &'a str,
@@ -180,17 +192,10 @@ fn run(
             if !surfaced(path, &root, include) {
                 return false;
             }
-            let mut matched = false;
+            let mut sink = FirstMatch(false);
             // Unreadable files are skipped, as rg does.
-            let _ = searcher.search_path(
-                &matcher,
-                path,
-                sinks::Bytes(|_, _| {
-                    matched = true;
-                    Ok(false)
-                }),
-            );
-            matched
+            let _ = searcher.search_path(&matcher, path, &mut sink);
+            sink.0
         }
     });
     let found = match found {

@@ -237,3 +237,120 @@ impl Tool for FileEditorTool {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    async fn run(tool: &FileEditorTool, args: Value) -> Observation {
+        let action = tool.validate(args.as_object().unwrap()).unwrap();
+        tool.execute(&action, &ExecContext::default())
+            .await
+            .unwrap()
+    }
+
+    fn text(obs: &Observation) -> &str {
+        obs.llm_content[0].as_text().unwrap()
+    }
+
+    #[test]
+    fn validation_fills_nulls_and_rejects_bad_input() {
+        let tool = FileEditorTool::new(PathBuf::from("/ws"), false);
+        let action = tool
+            .validate(
+                json!({"command": "view", "path": "/ws/a", "insert_line": "3"})
+                    .as_object()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            serde_json::to_string(&action).unwrap(),
+            r#"{"command":"view","path":"/ws/a","file_text":null,"old_str":null,"new_str":null,"insert_line":3,"view_range":null,"kind":"FileEditorAction"}"#
+        );
+        let err = tool
+            .validate(
+                json!({"command": "view", "path": "/a", "insert_line": -1, "bogus": true})
+                    .as_object()
+                    .unwrap(),
+            )
+            .unwrap_err();
+        assert!(
+            err.starts_with("2 validation errors for FileEditorAction\ninsert_line\n"),
+            "{err}"
+        );
+        assert!(err.contains("bogus\n  Extra inputs are not permitted"));
+        assert_eq!(
+            tool.resource_key(&json!({"path": "/ws/./x/../a.txt"})),
+            Some("file:/ws/a.txt".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn large_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.txt");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(10 * 1024 * 1024 + 1).unwrap();
+        let tool = FileEditorTool::new(dir.path().to_path_buf(), false);
+        let obs = run(&tool, json!({"command": "view", "path": big})).await;
+        assert!(obs.is_error());
+        assert_eq!(
+            text(&obs),
+            format!("File validation failed for {}: File is too large (10.0MB). Maximum allowed size is 10MB.", big.display())
+        );
+    }
+
+    #[tokio::test]
+    async fn fifos_are_refused_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let tool = FileEditorTool::new(dir.path().to_path_buf(), false);
+        let obs = run(&tool, json!({"command": "view", "path": fifo})).await;
+        assert!(obs.is_error());
+        assert!(
+            text(&obs).ends_with("is not a regular file."),
+            "{}",
+            text(&obs)
+        );
+    }
+
+    #[tokio::test]
+    async fn edits_keep_mode_and_write_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("run.sh");
+        std::fs::write(&real, "echo hi\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let link = dir.path().join("link.sh");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let tool = FileEditorTool::new(dir.path().to_path_buf(), false);
+        let obs = run(
+            &tool,
+            json!({"command": "str_replace", "path": link, "old_str": "hi", "new_str": "bye"}),
+        )
+        .await;
+        assert!(!obs.is_error(), "{}", text(&obs));
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "echo bye\n");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o750);
+    }
+
+    #[tokio::test]
+    async fn big_directories_are_clipped() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..400 {
+            std::fs::write(dir.path().join(format!("{i:04}_{}", "n".repeat(40))), "").unwrap();
+        }
+        let tool = FileEditorTool::new(dir.path().to_path_buf(), false);
+        let obs = run(&tool, json!({"command": "view", "path": dir.path()})).await;
+        let out = text(&obs);
+        assert_eq!(out.chars().count(), 16_000);
+        assert!(out.contains("<response clipped><NOTE>Due to the max output limit, only part of this directory has been shown to you. You should use `ls -la` instead to view large directories incrementally.</NOTE>"));
+        assert!(out.ends_with(&format!("0399_{}", "n".repeat(40))));
+    }
+}
