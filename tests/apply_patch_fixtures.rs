@@ -4,7 +4,10 @@
 //! `patch.txt` (`{ROOT}` is replaced by the workspace's absolute path), and
 //! either `expected/` (the workspace after) or `expected_error.txt` (the
 //! error text; the workspace must then be unchanged). An optional
-//! `expected_fuzz.txt` holds the fuzz the match must report. Files and
+//! `expected_fuzz.txt` holds the fuzz the match must report, and an optional
+//! `symlinks.txt` (`link -> target` per line) names symlinks to create in the
+//! workspace (and expect in `expected/`); they are not committed as links so
+//! that a link to `..` cannot send cargo's file scan into a loop. Files and
 //! symlinks are compared; `.gitkeep` files only keep empty folders in git.
 
 use std::collections::BTreeMap;
@@ -61,11 +64,25 @@ fn read_trimmed(path: &Path) -> Option<String> {
     Some(text.strip_suffix('\n').unwrap_or(&text).to_string())
 }
 
+fn symlinks(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let Ok(text) = fs::read_to_string(dir.join("symlinks.txt")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .map(|(link, target)| (PathBuf::from(link), PathBuf::from(target)))
+        .collect()
+}
+
 /// Runs one fixture; `Err` describes the mismatch.
 fn run_fixture(dir: &Path) -> Result<(), String> {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("ws");
     copy_tree(&dir.join("input"), &root);
+    let links = symlinks(dir);
+    for (link, target) in &links {
+        std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+    }
     let root = root.canonicalize().unwrap();
     let patch = fs::read_to_string(dir.join("patch.txt"))
         .unwrap()
@@ -83,7 +100,10 @@ fn run_fixture(dir: &Path) -> Result<(), String> {
         };
     }
     let applied = result.map_err(|e| format!("unexpected error {:?}", e.0))?;
-    let expected = snapshot(&dir.join("expected"));
+    let mut expected = snapshot(&dir.join("expected"));
+    for (link, target) in links {
+        expected.insert(link, Entry::Link(target));
+    }
     let actual = snapshot(&root);
     if actual != expected {
         return Err(format!("tree differs:\n got {actual:?}\nwant {expected:?}"));

@@ -1,6 +1,6 @@
 //! The `glob` tool (tools.md §4): files by name pattern, most recently
 //! modified first, as `rg --files <dir> -g <pattern> --sortr=modified` lists
-//! them (see [`super::search`]).
+//! them (see the `tools::search` module).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The `grep` tool (tools.md §5): files whose contents match a regex
 //! (case-insensitive), most recently modified first, as
 //! `rg -l -i <pattern> <dir> --sortr=modified [-g <include>]` finds them
-//! (see [`super::search`]). Binary files are skipped as rg skips them in a
+//! (see the `tools::search` module). Binary files are skipped as rg skips them in a
 //! recursive search: a NUL byte ends the search of that file.
 //!
 //! Differences from the Python tool, which re-filters rg's output with

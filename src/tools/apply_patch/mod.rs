@@ -10,7 +10,7 @@
 //! Python tool, every path is checked before anything is written, so a
 //! refused patch changes nothing, and a missing file named by `Update File`
 //! is reported as such (Python says `Delete File Error`). Files are read and
-//! written as UTF-8 (CRLF files keep CRLF; see [`super::fsutil`]); parent
+//! written as UTF-8 (CRLF files keep CRLF, see the `fsutil` module); parent
 //! directories are created. As in the reference implementation, an added
 //! file's content is its `+` lines joined by `\n`, without a final newline.
 

@@ -4,7 +4,7 @@
 //! - `editor`: the commands (blocking; run on `spawn_blocking`).
 //! - `history`: the per-file undo history.
 //!
-//! Encodings and line endings: see [`crate::tools::fsutil`].
+//! Encodings and line endings: see the `tools::fsutil` module.
 
 mod editor;
 mod history;
