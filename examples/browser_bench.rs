@@ -29,6 +29,7 @@ impl Set {
         let work = tempfile::tempdir().expect("temp dir");
         let conversation = tempfile::tempdir().expect("temp dir");
         let env = ToolEnv {
+            vision: true,
             working_dir: work.path().to_path_buf(),
             conversation_dir: conversation.path().to_path_buf(),
             params: serde_json::Map::new(),

@@ -89,6 +89,7 @@ impl Browser {
         let work = tempfile::tempdir().unwrap();
         let conversation = tempfile::tempdir().unwrap();
         let env = ToolEnv {
+            vision: true,
             working_dir: work.path().to_path_buf(),
             conversation_dir: conversation.path().to_path_buf(),
             params: serde_json::Map::new(),

@@ -10,7 +10,17 @@
 //! Architecture invariant: tools never see events, conversation ids or HTTP
 //! types; every string they return is masked by the caller.
 
+pub mod apply_patch;
+mod args;
 pub mod browser;
+pub mod builtin;
+pub mod file_editor;
+mod fsutil;
+pub mod glob;
+pub mod grep;
+mod obs;
+mod search;
+pub mod task_tracker;
 pub mod truncate;
 
 use std::path::PathBuf;
@@ -25,7 +35,8 @@ use crate::api::message::Content;
 /// MCP-style hints the Python server publishes for each tool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToolAnnotations {
-    pub title: String,
+    /// Absent for some tools (`task_tracker`, `think`): `null` on the wire.
+    pub title: Option<String>,
     pub read_only: bool,
     pub destructive: bool,
     pub idempotent: bool,
@@ -171,6 +182,9 @@ pub struct ToolEnv {
     pub conversation_dir: PathBuf,
     /// The spec's `params` object (`{"name":"terminal","params":{…}}`).
     pub params: Map<String, Value>,
+    /// Whether the agent's LLM accepts images (Python `llm.vision_is_active()`):
+    /// the file editor's description mentions image viewing only then.
+    pub vision: bool,
     pub settings: Arc<ToolSettings>,
 }
 

@@ -415,7 +415,7 @@ impl BrowserToolKind {
             action_kind: self.action_kind(),
             observation_kind: OBSERVATION_KIND.to_string(),
             annotations: ToolAnnotations {
-                title: self.name().to_string(),
+                title: Some(self.name().to_string()),
                 read_only,
                 destructive,
                 idempotent,

@@ -147,6 +147,7 @@ mod tests {
 
     fn env(enabled: bool) -> ToolEnv {
         ToolEnv {
+            vision: true,
             working_dir: "/tmp".into(),
             conversation_dir: "/tmp/conv".into(),
             params: Map::new(),
