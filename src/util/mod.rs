@@ -1,4 +1,5 @@
 //! Small helpers shared by every layer: timestamps in the Python server's formats and id parsing.
 
+pub mod env;
 pub mod ids;
 pub mod time;
