@@ -7,8 +7,7 @@
 //! Layout: [`pty`] owns the terminal and the bash process, [`session`] drives
 //! the shell (typing lines, waiting for prompts), [`output`] parses prompts
 //! and renders terminal bytes as text, [`shell`] splits commands into
-//! statements and quotes text for bash, [`procs`] kills a session's processes,
-//! [`pyfmt`] formats values as Python does in the texts the model sees.
+//! statements and quotes text for bash, [`procs`] kills a session's processes.
 //!
 //! Architecture invariant: every shell process started here dies with the
 //! tool (`close`, drop, or [`kill_all_sessions`] at shutdown).
@@ -16,7 +15,6 @@
 mod output;
 mod procs;
 mod pty;
-mod pyfmt;
 mod session;
 mod shell;
 #[cfg(test)]
@@ -37,6 +35,7 @@ use crate::tools::{
     ExecContext, Observation, Tool, ToolAnnotations, ToolDefinition, ToolEnv, ToolError,
     ToolFactory, ToolSetResult,
 };
+use crate::util::pyfmt;
 
 pub use pty::kill_all_sessions;
 

@@ -1,9 +1,9 @@
-//! Python's formatting of the few values that appear in terminal texts the
-//! model sees (`repr` of a string or a float, `{:g}`), so the texts match the
-//! Python server's byte for byte.
+//! Python's formatting of values that appear in texts clients and the model
+//! see (`repr` of a string, a float or a JSON value, `{:g}`), so those texts
+//! match the Python server's byte for byte.
 
 /// Python's `repr(str)`.
-pub(super) fn repr_str(s: &str) -> String {
+pub fn repr_str(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
@@ -40,7 +40,7 @@ pub(super) fn repr_str(s: &str) -> String {
 }
 
 /// Python's `repr` of a JSON value as pydantic shows it (`{'a': 1}`, `True`, `None`).
-pub(super) fn repr_json(value: &serde_json::Value) -> String {
+pub fn repr_json(value: &serde_json::Value) -> String {
     use serde_json::Value;
     match value {
         Value::Null => "None".into(),
@@ -68,7 +68,7 @@ pub(super) fn repr_json(value: &serde_json::Value) -> String {
 }
 
 /// Python's type name of a JSON value (`dict`, `str`, `int`, …).
-pub(super) fn type_name(value: &serde_json::Value) -> &'static str {
+pub fn type_name(value: &serde_json::Value) -> &'static str {
     use serde_json::Value;
     match value {
         Value::Null => "NoneType",
@@ -105,7 +105,7 @@ fn exponent_suffix(exp: i32) -> String {
 }
 
 /// Python's `repr(float)` (`1.0`, `0.5`, `1e-05`, `1e+16`).
-pub(super) fn repr_float(value: f64) -> String {
+pub fn repr_float(value: f64) -> String {
     if value.is_nan() {
         return "nan".into();
     }
@@ -149,7 +149,7 @@ pub(super) fn repr_float(value: f64) -> String {
 }
 
 /// Python's `format(value, "g")`: six significant digits, trailing zeros removed.
-pub(super) fn general(value: f64) -> String {
+pub fn general(value: f64) -> String {
     if !value.is_finite() {
         return repr_float(value);
     }
