@@ -163,7 +163,18 @@ struct Config {
 }
 
 fn create(env: &ToolEnv) -> ToolSetResult {
-    let tool: Arc<dyn Tool> = Arc::new(TerminalTool::from_env(env)?);
+    let tool = Arc::new(TerminalTool::from_env(env)?);
+    // Like upstream, the shell starts with the tool (in the background here),
+    // so the first command does not wait for bash and `~/.bashrc`.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let starting = Arc::downgrade(&tool);
+        runtime.spawn(async move {
+            if let Some(tool) = starting.upgrade() {
+                tool.warm_up().await;
+            }
+        });
+    }
+    let tool: Arc<dyn Tool> = tool;
     Ok(vec![tool])
 }
 
@@ -670,6 +681,17 @@ impl TerminalTool {
             soft: Duration::try_from_secs_f64(self.config.no_change_timeout).ok(),
             hard: timeout.and_then(|t| Duration::try_from_secs_f64(t).ok()),
             blocking: timeout.is_some(),
+        }
+    }
+
+    /// Starts the shell now if it is not running yet.
+    async fn warm_up(&self) {
+        let mut slot = self.session.lock().await;
+        if slot.is_none() {
+            match self.start_session(&ExecContext::default()).await {
+                Ok(session) => *slot = Some(session),
+                Err(e) => tracing::warn!(error = ?e, "could not start the terminal"),
+            }
         }
     }
 

@@ -544,3 +544,67 @@ async fn a_nested_shell_keeps_working() {
     assert_eq!(text(&f.run("echo $$").await), outer);
     f.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_a_command_that_holds_the_session() {
+    let mut f = fixture_with(json!({}), ToolSettings::default());
+    f.run("true").await;
+    let pid = f.tool.shell_pid().unwrap();
+    let action = f
+        .tool
+        .validate(json!({"command": "sleep 100"}).as_object().unwrap())
+        .unwrap();
+    let ctx = ExecContext::default();
+    let (obs, ()) = tokio::join!(f.tool.execute(&action, &ctx), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        f.tool.close().await;
+    });
+    let obs = obs.unwrap();
+    assert!(obs.is_error());
+    assert_eq!(text(&obs), CLOSED_TEXT);
+    assert!(!procs::session_alive(pid));
+    let err = f
+        .call_with(json!({"command": "echo no"}), &ExecContext::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolError::Invalid(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_factory_starts_the_shell_with_the_tool() {
+    let work = tempfile::tempdir().unwrap();
+    let conv = tempfile::tempdir().unwrap();
+    let env = ToolEnv {
+        working_dir: work.path().to_path_buf(),
+        conversation_dir: conv.path().to_path_buf(),
+        params: Map::new(),
+        settings: Arc::new(ToolSettings::default()),
+    };
+    let tools = (factory().create)(&env).unwrap();
+    assert_eq!(tools.len(), 1);
+    let tool = &tools[0];
+    let action = tool
+        .validate(json!({"command": "echo made"}).as_object().unwrap())
+        .unwrap();
+    let obs = tool.execute(&action, &ExecContext::default()).await.unwrap();
+    assert_eq!(text(&obs), "made");
+    tool.close().await;
+
+    let missing = ToolEnv {
+        working_dir: work.path().join("missing"),
+        ..env.clone()
+    };
+    let err = (factory().create)(&missing).err().unwrap();
+    assert_eq!(
+        err,
+        format!("working_dir '{}' is not a valid directory", missing.working_dir.display())
+    );
+    let bad = ToolEnv {
+        params: json!({"env": {"1BAD": "x"}}).as_object().cloned().unwrap(),
+        ..env
+    };
+    assert_eq!(
+        (factory().create)(&bad).err().unwrap(),
+        "Invalid terminal environment variable name: '1BAD'"
+    );
+}
