@@ -167,35 +167,47 @@ pub fn validation_text(model: &str, errors: &[ValidationErrorItem]) -> String {
 /// A command was started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BashCommand {
+    /// The event id (hex on the wire).
     pub id: Uuid,
+    /// When it was stored (UTC).
     pub timestamp: Timestamp,
+    /// The command line.
     pub command: String,
     /// The directory it runs in (`None`: the server's own).
     pub cwd: Option<String>,
+    /// Seconds it may run.
     pub timeout: i64,
 }
 
 /// Output of a command: a chunk (`exit_code` null) or the final piece.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BashOutput {
+    /// The event id.
     pub id: Uuid,
+    /// When it was stored (UTC).
     pub timestamp: Timestamp,
+    /// The command this output belongs to.
     pub command_id: Uuid,
     /// Position among the command's outputs, from 0, shared by both streams.
     pub order: i64,
     /// Set on the final output only; `-1` after a timeout, `-N` when killed by signal N.
     pub exit_code: Option<i64>,
+    /// Standard output text (`None` when empty).
     pub stdout: Option<String>,
+    /// Standard error text (`None` when empty).
     pub stderr: Option<String>,
 }
 
 /// An error reported on the bash-events socket (not stored).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BashError {
+    /// The event id.
     pub id: Uuid,
+    /// When it happened (UTC).
     pub timestamp: Timestamp,
     /// The error type (`ValidationError`, …).
     pub code: String,
+    /// What went wrong.
     pub detail: String,
 }
 
@@ -214,8 +226,11 @@ impl BashError {
 /// The kinds of stored bash events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BashEventKind {
+    /// `BashCommand`.
     Command,
+    /// `BashOutput`.
     Output,
+    /// `BashError`.
     Error,
 }
 
@@ -243,8 +258,11 @@ impl BashEventKind {
 /// Any bash event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BashEvent {
+    /// A command started.
     Command(BashCommand),
+    /// Output of a command.
     Output(BashOutput),
+    /// An error on the socket.
     Error(BashError),
 }
 
@@ -388,13 +406,17 @@ impl SortOrder {
 /// The filters and paging of `GET /api/bash/bash_events/search`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BashSearch {
+    /// Only events of this kind.
     pub kind: Option<BashEventKind>,
     /// Only outputs of this command.
     pub command_id: Option<Uuid>,
+    /// Only events at or after this time.
     pub timestamp_gte: Option<Timestamp>,
+    /// Only events before this time.
     pub timestamp_lt: Option<Timestamp>,
     /// Drops outputs whose `order` is not greater.
     pub order_gt: Option<i64>,
+    /// Oldest or newest first.
     pub sort_order: SortOrder,
     /// The file name of the first event of the page (a previous `next_page_id`).
     pub page_id: Option<String>,
@@ -420,6 +442,7 @@ impl Default for BashSearch {
 /// One page of search results.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BashEventPage {
+    /// The events of this page.
     pub items: Vec<BashEvent>,
     /// The file name of the first event of the next page, if any.
     pub next_page_id: Option<String>,

@@ -814,6 +814,10 @@ impl TerminalTool {
         let wait = self.wait_for(action.timeout);
         let outcome = if command.is_empty() {
             session.wait_more(wait, &ctx.cancel).await
+        } else if action.is_input && session.completion_pending() {
+            // The program has already ended: typing now would hand the input
+            // to the shell as a command.
+            session.wait_more(wait, &ctx.cancel).await
         } else if action.is_input {
             session
                 .send_input(&input_bytes(&command), wait, &ctx.cancel)

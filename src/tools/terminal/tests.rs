@@ -586,7 +586,10 @@ async fn the_factory_starts_the_shell_with_the_tool() {
     let action = tool
         .validate(json!({"command": "echo made"}).as_object().unwrap())
         .unwrap();
-    let obs = tool.execute(&action, &ExecContext::default()).await.unwrap();
+    let obs = tool
+        .execute(&action, &ExecContext::default())
+        .await
+        .unwrap();
     assert_eq!(text(&obs), "made");
     tool.close().await;
 
@@ -597,7 +600,10 @@ async fn the_factory_starts_the_shell_with_the_tool() {
     let err = (factory().create)(&missing).err().unwrap();
     assert_eq!(
         err,
-        format!("working_dir '{}' is not a valid directory", missing.working_dir.display())
+        format!(
+            "working_dir '{}' is not a valid directory",
+            missing.working_dir.display()
+        )
     );
     let bad = ToolEnv {
         params: json!({"env": {"1BAD": "x"}}).as_object().cloned().unwrap(),
@@ -607,4 +613,20 @@ async fn the_factory_starts_the_shell_with_the_tool() {
         (factory().create)(&bad).err().unwrap(),
         "Invalid terminal environment variable name: '1BAD'"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_for_a_program_that_ended_is_not_run_by_the_shell() {
+    let mut f = fixture();
+    let obs = f.run("sleep 1.5; echo done").await;
+    assert_eq!(exit_code(&obs), Some(-1));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let obs = f
+        .call(json!({"command": "touch typed.txt", "is_input": true}))
+        .await;
+    assert_eq!(exit_code(&obs), Some(0));
+    assert_eq!(text(&obs), "done");
+    assert_eq!(text(&f.run("ls").await), "");
+    assert!(!f.work.path().join("typed.txt").exists());
+    f.finish().await;
 }
