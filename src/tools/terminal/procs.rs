@@ -82,6 +82,17 @@ fn signal(pid: i32, sig: Signal) {
     let _ = kill(Pid::from_raw(pid), sig);
 }
 
+/// Sends SIGKILL once to every process of the session led by `leader`,
+/// without waiting (for drop paths, which must not block).
+pub(super) fn kill_session_now(leader: i32) {
+    if leader <= 1 || leader == std::process::id() as i32 {
+        return;
+    }
+    for pid in members(leader) {
+        signal(pid, Signal::SIGKILL);
+    }
+}
+
 /// Kills every process of the session led by `leader` (never the server
 /// itself). Graceful: SIGHUP to the shell (which passes it to its jobs) and
 /// SIGTERM to the rest, a short grace period, then SIGKILL until none is left.

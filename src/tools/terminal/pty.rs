@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::output::{alt_screen_switch, find_prompt, Prompt};
-use super::procs::kill_session;
+use super::procs::{kill_session, kill_session_now};
 
 /// Terminal width: wide enough that ordinary output is not wrapped by
 /// programs that format to the terminal width.
@@ -57,6 +57,9 @@ fn live_sessions() -> MutexGuard<'static, BTreeSet<i32>> {
 /// period). For server shutdown; sessions closed normally are not affected.
 pub fn kill_all_sessions() {
     let leaders = std::mem::take(&mut *live_sessions());
+    for leader in &leaders {
+        kill_session_now(*leader);
+    }
     for leader in leaders {
         kill_session(leader, false);
     }
@@ -320,18 +323,21 @@ impl Drop for Pty {
         if std::mem::replace(&mut self.closed, true) {
             return;
         }
-        // Not closed properly (a panic or a dropped future): kill at once and
-        // leave reaping to a thread, so a drop never waits.
-        kill_session(self.pid, false);
+        // Not closed properly (a panic or a dropped future): signal at once
+        // and leave the follow-up (processes forked meanwhile) and reaping to
+        // a thread, so a drop never waits.
+        kill_session_now(self.pid);
         live_sessions().remove(&self.pid);
         if let Some(stop) = self.stop.take() {
             let _ = nix::unistd::write(stop.as_fd(), b"x");
         }
+        let pid = self.pid;
         let child = self.child.take();
         let reader = self.reader.take();
         let _ = std::thread::Builder::new()
             .name("terminal-reaper".into())
             .spawn(move || {
+                kill_session(pid, false);
                 if let Some(mut child) = child {
                     let _ = child.wait();
                 }
