@@ -21,6 +21,7 @@ pub mod grep;
 mod obs;
 mod search;
 pub mod task_tracker;
+pub mod terminal;
 pub mod truncate;
 
 use std::path::PathBuf;
@@ -113,6 +114,11 @@ pub struct ExecContext {
     /// available to the processes it runs (the terminal exports them without
     /// echoing them).
     pub secrets: Vec<(String, String)>,
+    /// Every secret value of the conversation. Tools that write output to
+    /// disk (the terminal's saved full output) replace them with
+    /// `<secret-hidden>` first, since the caller's masking comes too late
+    /// for files.
+    pub secret_values: Vec<String>,
     /// Cancelled when the conversation is interrupted or deleted.
     pub cancel: CancellationToken,
 }
