@@ -4,4 +4,5 @@
 //! serialisation; other layers convert to and from them.
 
 pub mod message;
+pub mod server;
 pub mod validation;
