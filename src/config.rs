@@ -743,6 +743,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn readme_documents_every_setting() {
+        let readme = include_str!("../README.md");
+        for field in FIELDS {
+            assert!(
+                readme.contains(&format!("| `{}` |", field.name)),
+                "README.md does not document {}",
+                field.name
+            );
+        }
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Env {
         pairs
             .iter()

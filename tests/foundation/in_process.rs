@@ -79,6 +79,17 @@ async fn echo_socket(mut req: Request) -> HandlerResult {
     Ok(response)
 }
 
+async fn download(_req: Request) -> HandlerResult {
+    let chunks = futures_util::stream::iter(
+        ["first,", "second,", "third"].map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c))),
+    );
+    Ok(response::stream(
+        StatusCode::OK,
+        hyper::header::HeaderValue::from_static("text/plain"),
+        chunks,
+    ))
+}
+
 fn test_routes(table: &mut RouteTable) {
     table
         .add(Route::post("/api/test/echo", echo_json))
@@ -86,7 +97,8 @@ fn test_routes(table: &mut RouteTable) {
         .add(Route::get("/api/test/fail", fail))
         .add(Route::get("/api/test/explode", explode))
         .add(Route::get("/api/test/teapot", teapot))
-        .add(Route::get("/test/socket", echo_socket));
+        .add(Route::get("/test/socket", echo_socket))
+        .add(Route::get("/test/download", download));
 }
 
 async fn start(config: Config) -> InProcess {
@@ -244,6 +256,17 @@ async fn errors_keep_the_connection() {
         )
     );
     assert!(!client.is_closed());
+}
+
+#[tokio::test]
+async fn streamed_responses() {
+    let server = start(Config::default()).await;
+    let mut client = server.client().await;
+    let response = client.get("/test/download").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(response.text(), "first,second,third");
+    assert_eq!(client.get("/alive").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
