@@ -7,4 +7,5 @@ pub mod event;
 pub mod llm_config;
 pub mod message;
 pub mod metrics;
+pub mod server;
 pub mod validation;
