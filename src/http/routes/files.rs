@@ -12,6 +12,7 @@
 //! limit. Downloads stream too ([`file_response`]).
 
 use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -280,9 +281,18 @@ async fn download(req: Request, path: String) -> HandlerResult {
         if !meta.is_file() {
             return Err(bad_request("Path is not a file"));
         }
-        std::fs::File::open(&target)
+        // Non-blocking, so a FIFO swapped in after the check cannot hang the open.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&target)
             .and_then(OpenedFile::new)
-            .map_err(|e| ApiError::internal(format!("Failed to download file: {e}")))
+            .map_err(|e| ApiError::internal(format!("Failed to download file: {e}")))?;
+        if opened.meta.is_file() {
+            Ok(opened)
+        } else {
+            Err(bad_request("Path is not a file"))
+        }
     })
     .await
     .map_err(|e| ApiError::internal(format!("download task: {e}")))??;

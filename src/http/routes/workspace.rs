@@ -18,6 +18,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use hyper::header::{HeaderValue, COOKIE, RANGE};
@@ -223,12 +224,16 @@ fn open_beneath(root: &Path, relative: &Path) -> std::io::Result<std::fs::File> 
         relative.as_os_str()
     };
     let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
+        // Non-blocking, so a FIFO swapped in after the check cannot hang the open.
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     match openat2(&dir, relative, how) {
         Ok(fd) => Ok(std::fs::File::from(fd)),
         // Kernels before 5.6: the path was checked above, open it plainly.
-        Err(nix::errno::Errno::ENOSYS) => std::fs::File::open(root.join(relative)),
+        Err(nix::errno::Errno::ENOSYS) => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(root.join(relative)),
         Err(e) => Err(std::io::Error::from(e)),
     }
 }
