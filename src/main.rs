@@ -98,6 +98,36 @@ fn process_env() -> Env {
         .collect()
 }
 
+/// `--check-browser`: start chromedriver and Chromium, load a page, report.
+fn check_browser(config: &config::Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("agent-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = tools::registry::tool_settings(config);
+    let outcome = runtime.block_on(async {
+        let outcome = tools::browser::check_browser(&settings.browser).await;
+        tools::browser::shutdown_browsers().await;
+        outcome
+    });
+    match outcome {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(problem) => {
+            eprintln!("agent-server: the browser tool cannot run here:\n{problem}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -129,8 +159,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.check_browser {
-        eprintln!("agent-server: --check-browser: the browser tool is not built yet");
-        return ExitCode::FAILURE;
+        return check_browser(&config);
     }
 
     if let Err(e) = telemetry::init(&config, &env) {

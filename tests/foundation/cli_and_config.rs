@@ -43,11 +43,43 @@ fn bad_flags_exit_2() {
 }
 
 #[test]
-fn check_browser_is_not_built_yet() {
+fn check_browser_starts_chromium_and_reports_versions() {
+    // CI installs Debian's chromium and chromium-driver (.ci/run).
     let finished = ServerBuilder::new().args(&["--check-browser"]).run();
-    assert!(!finished.status.success());
+    assert!(finished.status.success(), "{finished:?}");
     assert!(
-        finished.stderr.contains("not built yet"),
+        finished.stdout.contains("chromedriver: "),
+        "{}",
+        finished.stdout
+    );
+    assert!(
+        finished.stdout.contains("chromium: "),
+        "{}",
+        finished.stdout
+    );
+    assert!(
+        finished.stdout.contains("page load: ok"),
+        "{}",
+        finished.stdout
+    );
+}
+
+#[test]
+fn check_browser_explains_what_is_missing() {
+    let finished = ServerBuilder::new()
+        .env("OH_CHROMEDRIVER_PATH", "/nonexistent/chromedriver")
+        .args(&["--check-browser"])
+        .run();
+    assert_eq!(finished.status.code(), Some(1), "{finished:?}");
+    assert!(
+        finished.stderr.contains("/nonexistent/chromedriver"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished
+            .stderr
+            .contains("apt-get install -y chromium chromium-driver"),
         "{}",
         finished.stderr
     );
