@@ -814,7 +814,13 @@ pub const LLM_SECRET_KEYS: [&str; 4] = LlmConfig::SECRET_FIELDS;
 /// values, and critic / analyzer `api_key`s. Nulls are visited too, so a
 /// writer can see that nothing is set.
 pub fn walk_secrets(v: &mut Value, f: &mut dyn FnMut(&mut Value)) {
-    walk(v, f, Ctx::Plain);
+    walk_secrets_at(v, &mut |_, leaf| f(leaf));
+}
+
+/// [`walk_secrets`] with the path of each leaf (object keys from the root).
+pub fn walk_secrets_at(v: &mut Value, f: &mut dyn FnMut(&[String], &mut Value)) {
+    let mut path = Vec::new();
+    walk(v, f, Ctx::Plain, &mut path);
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -824,64 +830,74 @@ enum Ctx {
     AllValues,
 }
 
-fn walk(v: &mut Value, f: &mut dyn FnMut(&mut Value), ctx: Ctx) {
+fn walk(v: &mut Value, f: &mut dyn FnMut(&[String], &mut Value), ctx: Ctx, path: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             for (k, child) in m.iter_mut() {
+                path.push(k.clone());
                 match ctx {
-                    Ctx::AllValues => walk_all(child, f),
+                    Ctx::AllValues => walk_all(child, f, path),
                     Ctx::McpServers => {
                         // child is one server config.
                         if let Value::Object(server) = child {
                             for (sk, sv) in server.iter_mut() {
+                                path.push(sk.clone());
                                 if matches!(sk.as_str(), "env" | "headers") {
-                                    walk_all(sv, f);
+                                    walk_all(sv, f, path);
                                 } else if LLM_SECRET_KEYS.contains(&sk.as_str()) {
-                                    f(sv);
+                                    f(path, sv);
                                 } else {
-                                    walk(sv, f, Ctx::Plain);
+                                    walk(sv, f, Ctx::Plain, path);
                                 }
+                                path.pop();
                             }
                         }
                     }
                     Ctx::Plain => {
                         if LLM_SECRET_KEYS.contains(&k.as_str()) {
                             if child.is_string() || child.is_null() {
-                                f(child);
+                                f(path, child);
                             }
                         } else if k == "mcp_config" {
-                            walk(child, f, Ctx::McpServers);
+                            walk(child, f, Ctx::McpServers, path);
                         } else if k == "secrets" && child.is_object() {
-                            walk(child, f, Ctx::AllValues);
+                            walk(child, f, Ctx::AllValues, path);
                         } else {
-                            walk(child, f, Ctx::Plain);
+                            walk(child, f, Ctx::Plain, path);
                         }
                     }
                 }
+                path.pop();
             }
         }
         Value::Array(items) => {
-            for item in items {
-                walk(item, f, ctx);
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                walk(item, f, ctx, path);
+                path.pop();
             }
         }
         _ => {}
     }
 }
 
-fn walk_all(v: &mut Value, f: &mut dyn FnMut(&mut Value)) {
+fn walk_all(v: &mut Value, f: &mut dyn FnMut(&[String], &mut Value), path: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            for (_, child) in m.iter_mut() {
-                walk_all(child, f);
+            for (k, child) in m.iter_mut() {
+                path.push(k.clone());
+                walk_all(child, f, path);
+                path.pop();
             }
         }
         Value::Array(items) => {
-            for item in items {
-                walk_all(item, f);
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                walk_all(item, f, path);
+                path.pop();
             }
         }
-        _ => f(v),
+        _ => f(path, v),
     }
 }
 
