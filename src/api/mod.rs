@@ -4,6 +4,7 @@
 //! serialisation; other layers convert to and from them.
 
 pub mod agent;
+pub mod compact_json;
 pub mod conversation;
 pub mod event;
 pub mod llm_config;

@@ -1027,6 +1027,9 @@ impl Subscription {
 
 /// The compact frame of a stored (full-form) line.
 pub fn compact_line(line: &[u8]) -> Option<Bytes> {
+    if let Some(out) = crate::api::compact_json::compact_line(line) {
+        return Some(Bytes::from(out));
+    }
     let v: Value = serde_json::from_slice(line).ok()?;
     serde_json::to_vec(&compact(&v)).ok().map(Bytes::from)
 }

@@ -96,6 +96,19 @@ impl SecretCipher {
         }
     }
 
+    /// The cipher of the server's configuration (`secret_key`,
+    /// `previous_secret_keys`). Without a key, logs the one start-up warning
+    /// that secrets will not survive a restart.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let cipher = Self::new(config.secret_key.as_deref(), &config.previous_secret_keys);
+        if !cipher.has_key() {
+            tracing::warn!(
+                "OH_SECRET_KEY is not set: secrets and LLM API keys are stored redacted and are lost on restart"
+            );
+        }
+        cipher
+    }
+
     /// A cipher without a key: every value is redacted on disk.
     pub fn without_key() -> Self {
         Self::new(None, &[])
