@@ -981,15 +981,23 @@ impl Subscription {
         }
     }
 
+    /// Whether a frame can be returned without waiting (the WebSocket
+    /// writer flushes only when this turns false).
+    pub fn has_ready(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Reads the next chunk of the replay. Cancel-safe: the replay position
+    /// only moves once the chunk is queued.
     async fn fill_replay(&mut self) -> std::io::Result<()> {
-        let Some(r) = &mut self.replay else {
+        let Some(r) = &self.replay else {
             return Ok(());
         };
-        let since = r.since;
+        let (since, start, end) = (r.since, r.next, r.end);
         let (seqs, next) = self.conv.log.with_index(|idx| {
             let mut seqs = Vec::with_capacity(REPLAY_CHUNK);
-            let mut i = r.next;
-            while i < r.end && seqs.len() < REPLAY_CHUNK {
+            let mut i = start;
+            while i < end && seqs.len() < REPLAY_CHUNK {
                 let keep = match since {
                     Some(ts) => idx
                         .entries
@@ -1004,22 +1012,25 @@ impl Subscription {
             }
             (seqs, i)
         });
-        r.next = next;
-        if seqs.is_empty() {
-            return Ok(());
+        let frames = if seqs.is_empty() {
+            Vec::new()
+        } else {
+            let log = self.conv.log.clone();
+            tokio::task::spawn_blocking(move || {
+                let lines = log.read_lines(&seqs)?;
+                Ok::<_, std::io::Error>(
+                    lines
+                        .iter()
+                        .filter_map(|l| compact_line(l))
+                        .collect::<Vec<Bytes>>(),
+                )
+            })
+            .await
+            .map_err(std::io::Error::other)??
+        };
+        if let Some(r) = &mut self.replay {
+            r.next = next;
         }
-        let log = self.conv.log.clone();
-        let frames = tokio::task::spawn_blocking(move || {
-            let lines = log.read_lines(&seqs)?;
-            Ok::<_, std::io::Error>(
-                lines
-                    .iter()
-                    .filter_map(|l| compact_line(l))
-                    .collect::<Vec<Bytes>>(),
-            )
-        })
-        .await
-        .map_err(std::io::Error::other)??;
         self.queue.extend(frames);
         Ok(())
     }

@@ -7,14 +7,11 @@
 //! with [`crate::conversations::ConversationService::set_runner`], the
 //! [`NoRunner`] is used: `run: true` then only stores the message.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::conversations::Conversation;
+pub use futures_util::future::BoxFuture;
 
-/// A boxed, sendable future (the trait must stay object-safe).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::conversations::Conversation;
 
 /// Why a run did not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
