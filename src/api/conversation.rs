@@ -1643,6 +1643,126 @@ pub fn parse_batch_ids(
     finish(val, ids)
 }
 
+/// What a client sent on the event socket.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SocketFrame {
+    /// An auth control frame after authentication: ignored.
+    Auth,
+    /// A message to append and run (like `POST …/events` with `run: true`).
+    Message(SendMessageRequest),
+}
+
+/// Reads a text frame of the event socket. Errors are `(code, detail)` for
+/// the `ServerErrorEvent` sent back: `JSONDecodeError` with Python's
+/// `json` wording, or `ValidationError` with pydantic's summary.
+pub fn parse_socket_frame(text: &str) -> Result<SocketFrame, (String, String)> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ("JSONDecodeError".to_string(), python_json_error(text, &e)))?;
+    if let Value::Object(m) = &v {
+        if m.get("type").and_then(Value::as_str) == Some("auth")
+            && m.keys().all(|k| k == "type" || k == "session_api_key")
+        {
+            return Ok(SocketFrame::Auth);
+        }
+    }
+    let mut val = Validator::new();
+    let at = Path::default();
+    let msg = (|| {
+        let Some(obj) = v.as_object() else {
+            val.model(&v, &at, "Message");
+            return None;
+        };
+        let role = match val.required(obj, "role", &at) {
+            Some(r) => match r.as_str() {
+                Some(s) if ROLES.contains(&s) => Some(s.to_string()),
+                _ => {
+                    val.literal_error(&at.key("role"), r, &ROLES);
+                    None
+                }
+            },
+            None => None,
+        };
+        let content = match obj.get("content") {
+            None | Some(Value::Null) => Some(vec![]),
+            Some(Value::String(s)) => Some(vec![Content::text(s.clone())]),
+            Some(c) => parse_content_list(c, &at.key("content"), &mut val),
+        };
+        Some(SendMessageRequest {
+            role: role?,
+            content: content?,
+            run: true,
+        })
+    })();
+    match msg {
+        Some(m) if val.is_ok() => Ok(SocketFrame::Message(m)),
+        _ => Err((
+            "ValidationError".to_string(),
+            pydantic_summary("Message", &val.into_errors()),
+        )),
+    }
+}
+
+/// `N validation error(s) for Model` followed by each location and message,
+/// as pydantic prints a `ValidationError`.
+fn pydantic_summary(model: &str, errors: &[ValidationErrorItem]) -> String {
+    let n = errors.len();
+    let mut out = format!(
+        "{n} validation error{} for {model}",
+        if n == 1 { "" } else { "s" }
+    );
+    for e in errors {
+        let loc: Vec<String> = e
+            .loc
+            .iter()
+            .map(|l| match l {
+                crate::api::validation::Loc::Key(k) => k.clone(),
+                crate::api::validation::Loc::Index(i) => i.to_string(),
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&loc.join("."));
+        out.push_str(&format!("\n  {} [type={}]", e.msg, e.error_type));
+    }
+    out
+}
+
+/// Python's `json.JSONDecodeError` text: `Expecting value: line 1 column 1 (char 0)`.
+fn python_json_error(text: &str, e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    let msg = s.split(" at line ").next().unwrap_or_default();
+    let python = match msg {
+        "key must be a string" => "Expecting property name enclosed in double quotes",
+        "expected `:`" => "Expecting ':' delimiter",
+        "trailing characters" => "Extra data",
+        "EOF while parsing a string" => "Unterminated string starting at",
+        m if m.starts_with("expected `,` or")
+            || m.starts_with("EOF while parsing a list")
+            || m.starts_with("EOF while parsing an object") =>
+        {
+            "Expecting ',' delimiter"
+        }
+        _ => "Expecting value",
+    };
+    let (line, column) = if e.is_eof() {
+        let lines = text.split('\n').count().max(1);
+        let last = text.rsplit('\n').next().unwrap_or("");
+        (lines, last.chars().count() + 1)
+    } else {
+        (e.line().max(1), e.column().max(1))
+    };
+    let mut pos = char_position(text, line, column);
+    let mut column = column;
+    if msg == "expected ident" {
+        // serde stops inside a misspelt literal (`nul x`); Python points at its start.
+        let chars: Vec<char> = text.chars().collect();
+        while pos > 0 && column > 1 && chars.get(pos - 1).is_some_and(|c| c.is_ascii_alphabetic()) {
+            pos -= 1;
+            column -= 1;
+        }
+    }
+    format!("{python}: line {line} column {column} (char {pos})")
+}
+
 /// Parses a path or query UUID (`loc` = `[root, name]`), as FastAPI does.
 pub fn parse_uuid_param(text: &str, root: &str, name: &str) -> Parsed<Uuid> {
     let mut val = Validator::new();
@@ -1888,5 +2008,31 @@ mod tests {
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
         assert!(checked > 50, "only {checked} cases");
+    }
+
+    #[test]
+    fn socket_frames() {
+        assert_eq!(
+            parse_socket_frame(r#"{"type":"auth","session_api_key":"k"}"#),
+            Ok(SocketFrame::Auth)
+        );
+        let SocketFrame::Message(m) =
+            parse_socket_frame(r#"{"role":"user","content":[{"type":"text","text":"hi"}]}"#)
+                .unwrap()
+        else {
+            panic!("not a message");
+        };
+        assert!(m.run);
+        let (code, detail) = parse_socket_frame("not json").unwrap_err();
+        assert_eq!(code, "JSONDecodeError");
+        assert_eq!(detail, "Expecting value: line 1 column 1 (char 0)");
+        let (code, detail) = parse_socket_frame(r#"{"content":[]}"#).unwrap_err();
+        assert_eq!(code, "ValidationError");
+        assert!(
+            detail.starts_with(
+                "1 validation error for Message\nrole\n  Field required [type=missing]"
+            ),
+            "{detail}"
+        );
     }
 }
