@@ -581,6 +581,10 @@ impl Conversation {
     /// Writes `metadata.json` now.
     pub async fn persist(&self) -> Result<(), ConversationError> {
         let _g = self.persist_lock.lock().await;
+        // After close the directory may be gone (delete); nothing to keep.
+        if self.closed.is_cancelled() {
+            return Ok(());
+        }
         let state = self.snapshot();
         let cipher = self.env.cipher.clone();
         let cache: HashMap<String, String> = self
@@ -614,9 +618,6 @@ impl Conversation {
         tokio::spawn(async move {
             tokio::time::sleep(PERSIST_DELAY).await;
             me.persist_scheduled.store(false, Ordering::Release);
-            if me.closed.is_cancelled() && !me.dir.exists() {
-                return;
-            }
             if let Err(e) = me.persist().await {
                 tracing::warn!(conversation = %me.id, error = %e, "could not write metadata.json");
             }
@@ -654,8 +655,12 @@ impl Conversation {
 
     /// Stops publishing and ends every subscription (delete, unload).
     pub(crate) async fn close(&self) {
-        let _pipeline = self.pipeline.lock().await;
-        self.closed.cancel();
+        {
+            let _pipeline = self.pipeline.lock().await;
+            self.closed.cancel();
+        }
+        // Wait for a metadata write in flight, so a delete removes a quiet directory.
+        drop(self.persist_lock.lock().await);
     }
 
     // ----- reading history ------------------------------------------------------
