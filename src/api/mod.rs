@@ -10,5 +10,6 @@ pub mod event;
 pub mod llm_config;
 pub mod message;
 pub mod metrics;
+pub mod server;
 pub mod validate;
 pub mod validation;

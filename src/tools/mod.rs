@@ -10,6 +10,18 @@
 //! Architecture invariant: tools never see events, conversation ids or HTTP
 //! types; every string they return is masked by the caller.
 
+pub mod apply_patch;
+mod args;
+pub mod browser;
+pub mod builtin;
+pub mod file_editor;
+mod fsutil;
+pub mod glob;
+pub mod grep;
+mod obs;
+mod search;
+pub mod task_tracker;
+pub mod terminal;
 pub mod truncate;
 
 use std::path::PathBuf;
@@ -24,7 +36,8 @@ use crate::api::message::Content;
 /// MCP-style hints the Python server publishes for each tool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToolAnnotations {
-    pub title: String,
+    /// Absent for some tools (`task_tracker`, `think`): `null` on the wire.
+    pub title: Option<String>,
     pub read_only: bool,
     pub destructive: bool,
     pub idempotent: bool,
@@ -101,6 +114,11 @@ pub struct ExecContext {
     /// available to the processes it runs (the terminal exports them without
     /// echoing them).
     pub secrets: Vec<(String, String)>,
+    /// Every secret value of the conversation. Tools that write output to
+    /// disk (the terminal's saved full output) replace them with
+    /// `<secret-hidden>` first, since the caller's masking comes too late
+    /// for files.
+    pub secret_values: Vec<String>,
     /// Cancelled when the conversation is interrupted or deleted.
     pub cancel: CancellationToken,
 }
@@ -153,6 +171,9 @@ pub struct BrowserSettings {
     pub chromium_path: Option<PathBuf>,
     pub max_concurrent_browsers: usize,
     pub idle_timeout_seconds: f64,
+    /// How long a new browser waits for a slot under `max_concurrent_browsers`
+    /// before the call is refused (0: refuse at once).
+    pub queue_timeout_seconds: f64,
     pub allowed_urls: Vec<String>,
     pub denied_urls: Vec<String>,
 }
@@ -167,6 +188,9 @@ pub struct ToolEnv {
     pub conversation_dir: PathBuf,
     /// The spec's `params` object (`{"name":"terminal","params":{…}}`).
     pub params: Map<String, Value>,
+    /// Whether the agent's LLM accepts images (Python `llm.vision_is_active()`):
+    /// the file editor's description mentions image viewing only then.
+    pub vision: bool,
     pub settings: Arc<ToolSettings>,
 }
 

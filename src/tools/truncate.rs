@@ -52,25 +52,56 @@ fn save_full(content: &str, save: SaveTo<'_>) -> Option<PathBuf> {
     Some(path)
 }
 
+/// The number of lines Python's `str.splitlines()` yields: `\r\n` is one
+/// break, and `\r`, `\x0b`, `\x0c`, `\x1c`–`\x1e`, `\x85`, U+2028 and
+/// U+2029 are breaks too.
+fn splitlines_count(s: &str) -> usize {
+    let mut lines = 0;
+    let mut open = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                lines += 1;
+                open = false;
+            }
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}'
+            | '\u{2029}' => {
+                lines += 1;
+                open = false;
+            }
+            _ => open = true,
+        }
+    }
+    lines + usize::from(open)
+}
+
 /// Middle-truncates `content` to `limit` characters with `notice` in the
-/// middle; unchanged when it already fits. With `save`, the full content is
-/// saved and the notice names the file and the line where the cut starts.
+/// middle; unchanged when it already fits (or `limit` is 0, Python's "no
+/// limit"). With `save`, the full content is saved and the notice names the
+/// file and the line where the cut starts. When the notice alone does not
+/// fit, the result is the notice cut to `limit`.
 pub fn maybe_truncate(
     content: &str,
     limit: usize,
     notice: &str,
     save: Option<SaveTo<'_>>,
 ) -> String {
-    let total = content.chars().count();
-    if total <= limit {
+    if limit == 0 || content.chars().count() <= limit {
         return content.to_string();
     }
-    let available = limit.saturating_sub(notice.chars().count());
-    let head_len = available.div_ceil(2);
-    let head = char_prefix(content, head_len);
+    let notice_len = notice.chars().count();
+    if notice_len >= limit {
+        return char_prefix(notice, limit).to_string();
+    }
+    let available = limit - notice_len;
+    let proposed_head = available.div_ceil(2);
     let final_notice = match save.and_then(|s| save_full(content, s)) {
         Some(path) => {
-            let line = head.matches('\n').count() + 1;
+            let line = splitlines_count(char_prefix(content, proposed_head)) + 1;
             format!(
                 "<response clipped><NOTE>Due to the max output limit, only part of the full response has been shown to you. The complete output has been saved to {} - you can use other tools to view the full content (truncated part starts around line {line}).</NOTE>",
                 path.display()
@@ -78,11 +109,19 @@ pub fn maybe_truncate(
         }
         None => notice.to_string(),
     };
-    let tail_len = limit
-        .saturating_sub(final_notice.chars().count())
-        .saturating_sub(head_len);
-    let tail = char_suffix(content, tail_len);
-    format!("{head}{final_notice}{tail}")
+    let final_len = final_notice.chars().count();
+    if final_len >= limit {
+        return char_prefix(&final_notice, limit).to_string();
+    }
+    let remaining = limit - final_len;
+    let head_len = proposed_head.min(remaining);
+    let tail_len = remaining - head_len;
+    let tail = if tail_len > 0 {
+        char_suffix(content, tail_len)
+    } else {
+        ""
+    };
+    format!("{}{final_notice}{tail}", char_prefix(content, head_len))
 }
 
 #[cfg(test)]
@@ -138,5 +177,49 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
         assert!(out.contains(&path.display().to_string()));
         assert!(out.contains("truncated part starts around line"));
+    }
+
+    fn saved_line(content: &str, limit: usize) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let save = SaveTo {
+            dir: dir.path(),
+            prefix: "t",
+        };
+        let out = maybe_truncate(content, limit, DEFAULT_TRUNCATE_NOTICE, Some(save));
+        assert_eq!(out.chars().count(), limit);
+        let start = out.find("around line ").unwrap() + "around line ".len();
+        out[start..].split(')').next().unwrap().to_string()
+    }
+
+    // Expected values produced by the Python `maybe_truncate`.
+    #[test]
+    fn line_number_counts_like_python_splitlines() {
+        assert_eq!(saved_line(&"abcdefg\n".repeat(500), 1000), "57");
+        assert_eq!(saved_line(&"ab\r".repeat(1000), 1000), "149");
+    }
+
+    #[test]
+    fn notice_longer_than_limit_is_cut() {
+        assert_eq!(
+            maybe_truncate(&"x".repeat(300), 100, DEFAULT_TRUNCATE_NOTICE, None),
+            char_prefix(DEFAULT_TRUNCATE_NOTICE, 100)
+        );
+        assert_eq!(
+            maybe_truncate("abc", 0, DEFAULT_TRUNCATE_NOTICE, None),
+            "abc"
+        );
+    }
+
+    #[test]
+    fn long_saved_notice_shrinks_the_head_not_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let save = SaveTo {
+            dir: dir.path(),
+            prefix: "t",
+        };
+        let out = maybe_truncate(&"y".repeat(5000), 400, DEFAULT_TRUNCATE_NOTICE, Some(save));
+        assert_eq!(out.chars().count(), 400);
+        assert!(out.starts_with('y'));
+        assert!(out.ends_with("starts around line 2).</NOTE>"));
     }
 }

@@ -1,0 +1,15 @@
+//! The route table. Each file registers its own routes and schemas; this one
+//! only lists the files.
+
+pub mod docs;
+pub mod server_details;
+
+use super::RouteTable;
+
+/// Every route the server serves.
+pub fn table() -> RouteTable {
+    let mut table = RouteTable::default();
+    server_details::register(&mut table);
+    docs::register(&mut table);
+    table
+}
