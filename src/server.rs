@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -13,8 +13,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::conversations::{ConversationService, ServiceOptions, DEFAULT_TOOL_NAMES};
 use crate::http::{self, App};
+use crate::outbound::Outbound;
+use crate::secrets::SecretCipher;
 use crate::systemd;
+use crate::webhooks::WebhookHub;
 
 /// State shared by every request handler and background task. Later
 /// services (conversations, bash, webhooks, …) become fields here.
@@ -27,6 +31,10 @@ pub struct AppState {
     /// Cancelled when shutdown begins; long-lived tasks (WebSockets, agent
     /// runs) watch it to finish in time.
     pub shutdown: CancellationToken,
+    /// The one outgoing HTTP client (LLM calls, webhooks).
+    pub outbound: Outbound,
+    /// The conversation service, set once at start-up before the server is ready.
+    pub conversations: OnceLock<Arc<ConversationService>>,
     started: Instant,
     /// Milliseconds after `started` of the last activity.
     last_activity_ms: AtomicU64,
@@ -40,6 +48,8 @@ impl AppState {
             config,
             usable_tools: Vec::new(),
             shutdown: CancellationToken::new(),
+            outbound: Outbound::new(),
+            conversations: OnceLock::new(),
             started: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -127,6 +137,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             "no session API keys configured: every request is accepted without authentication"
         );
     }
+    let conversations = start_conversations(&state).await?;
+    let _ = state.conversations.set(conversations.clone());
     state.mark_ready();
     announce(addr);
     systemd::notify_ready(addr);
@@ -134,8 +146,40 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tokio::spawn(stop_on_signal(terminate, interrupt, state.shutdown.clone()));
 
     http::serve(listener, app, state.shutdown.clone()).await;
+    conversations.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the conversation catalog (and recovers conversations left
+/// running) before the server reports ready.
+async fn start_conversations(
+    state: &Arc<AppState>,
+) -> Result<Arc<ConversationService>, StartError> {
+    let config = &state.config;
+    let cipher = Arc::new(SecretCipher::from_config(config));
+    let hooks = WebhookHub::new(
+        &config.webhooks,
+        config.session_api_keys.first().map(String::as_str),
+        state.outbound.clone(),
+    );
+    let tools = DEFAULT_TOOL_NAMES.iter().map(|t| t.to_string()).collect();
+    let service =
+        ConversationService::start(ServiceOptions::from_config(config, tools), cipher, hooks)
+            .await
+            .map_err(|e| {
+                StartError::Setup(format!(
+                    "cannot open the conversations directory {}: {e}",
+                    config.conversations_path.display()
+                ))
+            })?;
+    let weak = Arc::downgrade(state);
+    service.set_activity_hook(Arc::new(move || {
+        if let Some(s) = weak.upgrade() {
+            s.touch();
+        }
+    }));
+    Ok(service)
 }
 
 /// Logs the address and prints it on stdout, where test harnesses and scripts read it.

@@ -79,6 +79,8 @@ pub struct ConversationEnv {
     pub run_permits: Arc<Semaphore>,
     /// Subscriber cap per conversation.
     pub max_subscribers: usize,
+    /// Called on every stored event.
+    pub activity: std::sync::OnceLock<crate::conversations::service::ActivityHook>,
 }
 
 /// What [`Conversation::append`] stored.
@@ -353,6 +355,9 @@ impl Conversation {
         let _ = self.bus.send(frame);
         drop(_pipeline);
         self.touch();
+        if let Some(hook) = self.env.activity.get() {
+            hook();
+        }
         self.schedule_sync();
         if moves_head {
             self.schedule_persist();

@@ -15,7 +15,7 @@
 mod catalog;
 mod conversation;
 mod runner;
-mod service;
+pub(crate) mod service;
 mod state;
 
 pub use conversation::{
@@ -23,7 +23,9 @@ pub use conversation::{
     Frame, ReplayMode, RunGuard, Subscription, RESTART_ERROR,
 };
 pub use runner::{BoxFuture, NoRunner, RunError, Runner};
-pub use service::{ConversationService, JsonText, SendOutcome, ServiceOptions, DEFAULT_TOOL_NAMES};
+pub use service::{
+    ActivityHook, ConversationService, JsonText, SendOutcome, ServiceOptions, DEFAULT_TOOL_NAMES,
+};
 pub use state::{ConversationConfig, ConversationState, InfoContext};
 
 use crate::api::validation::ValidationErrorItem;

@@ -117,6 +117,15 @@ struct Entry {
     slot: tokio::sync::Mutex<Option<Arc<Conversation>>>,
 }
 
+impl std::fmt::Debug for ConversationService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConversationService")
+            .field("conversations_path", &self.opts.conversations_path)
+            .field("conversations", &self.count(None))
+            .finish()
+    }
+}
+
 /// What happened to a sent message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -125,6 +134,9 @@ pub enum SendOutcome {
     /// Stored, but no run permit was free (answer 429 with this text).
     StoredNoCapacity(String),
 }
+
+/// Called on every stored event (server `idle_time`).
+pub type ActivityHook = Arc<dyn Fn() + Send + Sync>;
 
 /// The conversation service.
 pub struct ConversationService {
@@ -167,6 +179,7 @@ impl ConversationService {
             webhooks: webhooks.clone(),
             run_permits: Arc::new(Semaphore::new(opts.max_concurrent_runs)),
             max_subscribers: opts.max_subscribers,
+            activity: std::sync::OnceLock::new(),
         });
         let mut catalog = HashMap::with_capacity(scan.records.len());
         let mut to_recover = Vec::new();
@@ -240,6 +253,11 @@ impl ConversationService {
             });
         }
         Ok(svc)
+    }
+
+    /// Calls `hook` whenever an event is stored (the server's idle clock).
+    pub fn set_activity_hook(&self, hook: ActivityHook) {
+        let _ = self.env.activity.set(hook);
     }
 
     /// Installs the agent runtime.

@@ -1,8 +1,11 @@
 //! The route table. Each file registers its own routes and schemas; this one
 //! only lists the files.
 
+pub mod conversations;
 pub mod docs;
+pub mod events;
 pub mod server_details;
+pub mod sockets;
 
 use super::RouteTable;
 
@@ -11,5 +14,8 @@ pub fn table() -> RouteTable {
     let mut table = RouteTable::default();
     server_details::register(&mut table);
     docs::register(&mut table);
+    conversations::register(&mut table);
+    events::register(&mut table);
+    sockets::register(&mut table);
     table
 }
