@@ -47,8 +47,19 @@ struct Receiver {
     headers: Vec<(String, String)>,
     outbound: Outbound,
     queues: Mutex<HashMap<Uuid, Arc<EventQueue>>>,
-    /// Conversation-info posts in flight (awaited at shutdown).
-    info_tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Conversation-info posts, delivered in order by one task.
+    infos: Arc<InfoQueue>,
+}
+
+/// Bound of the conversation-info queue of one receiver.
+const MAX_INFO_QUEUE: usize = 1000;
+
+#[derive(Default)]
+struct InfoQueue {
+    items: Mutex<VecDeque<Bytes>>,
+    wake: Notify,
+    closing: std::sync::atomic::AtomicBool,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -105,7 +116,7 @@ impl WebhookHub {
                     headers,
                     outbound: outbound.clone(),
                     queues: Mutex::new(HashMap::new()),
-                    info_tasks: Mutex::new(Vec::new()),
+                    infos: Arc::new(InfoQueue::default()),
                 })
             })
             .collect();
@@ -158,20 +169,30 @@ impl WebhookHub {
         }
     }
 
-    /// Posts a conversation's info to every receiver, in the background.
+    /// Posts a conversation's info to every receiver, in the background and
+    /// in order (create before update before delete).
     pub fn post_conversation(&self, info_json: Bytes) {
         for r in &self.receivers {
-            let r2 = r.clone();
-            let body = info_json.clone();
-            let handle = tokio::spawn(async move {
-                let url = format!("{}/conversations", r2.base);
-                if !r2.post_with_retries(&url, body).await {
-                    tracing::warn!(url = %url, "conversation webhook failed after retries");
+            let q = &r.infos;
+            let dropped = {
+                let mut items = q.items.lock().unwrap_or_else(|e| e.into_inner());
+                items.push_back(info_json.clone());
+                let mut dropped = 0;
+                while items.len() > MAX_INFO_QUEUE {
+                    items.pop_front();
+                    dropped += 1;
                 }
-            });
-            let mut tasks = r.info_tasks.lock().unwrap_or_else(|e| e.into_inner());
-            tasks.retain(|t| !t.is_finished());
-            tasks.push(handle);
+                dropped
+            };
+            if dropped > 0 {
+                tracing::warn!(receiver = %r.base, dropped, "conversation webhook queue full: dropped the oldest");
+            }
+            let mut task = q.task.lock().unwrap_or_else(|e| e.into_inner());
+            if task.is_none() {
+                *task = Some(tokio::spawn(r.clone().run_infos()));
+            }
+            drop(task);
+            q.wake.notify_one();
         }
     }
 
@@ -200,9 +221,17 @@ impl WebhookHub {
             for q in queues {
                 waits.push(tokio::spawn(async move { close_queue(&q).await }));
             }
-            let tasks: Vec<JoinHandle<()>> =
-                std::mem::take(&mut *r.info_tasks.lock().unwrap_or_else(|e| e.into_inner()));
-            waits.extend(tasks);
+            r.infos
+                .closing
+                .store(true, std::sync::atomic::Ordering::Release);
+            r.infos.wake.notify_one();
+            let task = r
+                .infos
+                .task
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            waits.extend(task);
         }
         let all = futures_util::future::join_all(waits);
         if tokio::time::timeout(SHUTDOWN_WAIT, all).await.is_err() {
@@ -221,6 +250,36 @@ async fn close_queue(q: &Arc<EventQueue>) {
 }
 
 impl Receiver {
+    /// Delivers conversation infos one after the other.
+    async fn run_infos(self: Arc<Self>) {
+        let url = format!("{}/conversations", self.base);
+        loop {
+            let next = self
+                .infos
+                .items
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            match next {
+                Some(body) => {
+                    if !self.post_with_retries(&url, body).await {
+                        tracing::warn!(url = %url, "conversation webhook failed after retries");
+                    }
+                }
+                None => {
+                    if self
+                        .infos
+                        .closing
+                        .load(std::sync::atomic::Ordering::Acquire)
+                    {
+                        return;
+                    }
+                    self.infos.wake.notified().await;
+                }
+            }
+        }
+    }
+
     fn queue(self: &Arc<Self>, conversation: Uuid) -> Arc<EventQueue> {
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = queues.get(&conversation) {
