@@ -47,7 +47,7 @@ const LOG_SYNC_DELAY: Duration = Duration::from_millis(200);
 const PERSIST_DELAY: Duration = Duration::from_millis(500);
 
 /// Events read from the log per replay step.
-const REPLAY_CHUNK: usize = 512;
+const REPLAY_CHUNK: usize = 1024;
 
 /// The envelope keys the masker leaves alone.
 const ENVELOPE: [&str; 5] = ["id", "timestamp", "source", "parent_id", "kind"];
@@ -995,6 +995,11 @@ impl Subscription {
     /// writer flushes only when this turns false).
     pub fn has_ready(&self) -> bool {
         !self.queue.is_empty()
+    }
+
+    /// The next frame if one is ready now (replayed frames already read).
+    pub fn try_next_ready(&mut self) -> Option<Bytes> {
+        self.queue.pop_front()
     }
 
     /// Reads the next chunk of the replay. Cancel-safe: the replay position

@@ -222,8 +222,20 @@ async fn run(
             _ = shutdown.cancelled() => return close(&mut ws, 1001, "Server shutting down").await,
             frame = sub.next() => match frame {
                 Some(f) => {
-                    let flush = !sub.has_ready();
-                    if !send(&mut ws, f, flush).await {
+                    // Write every frame that is ready, then flush once; one
+                    // deadline for the batch (a client that stops reading
+                    // for SEND_TIMEOUT is dropped).
+                    let batch = async {
+                        let mut next = Some(f);
+                        while let Some(f) = next.take() {
+                            if let Ok(text) = Utf8Bytes::try_from(f) {
+                                ws.feed(Message::Text(text)).await?;
+                            }
+                            next = sub.try_next_ready();
+                        }
+                        ws.flush().await
+                    };
+                    if !matches!(tokio::time::timeout(SEND_TIMEOUT, batch).await, Ok(Ok(()))) {
                         return;
                     }
                 }
