@@ -432,14 +432,22 @@ impl Conversation {
         Ok(())
     }
 
-    /// Sets `execution_status` (with its state-update event), unless it
-    /// already has that value.
+    /// Sets `execution_status` (with its state-update event, `metadata.json`
+    /// written at once), unless it already has that value. Ending statuses
+    /// (`finished`, `error`, `stuck`) `fdatasync` the log first.
     pub async fn set_execution_status(
         self: &Arc<Self>,
         status: ExecutionStatus,
     ) -> Result<(), ConversationError> {
         if self.execution_status() == status {
             return Ok(());
+        }
+        // A run that ends must have its events on stable storage first.
+        if matches!(
+            status,
+            ExecutionStatus::Finished | ExecutionStatus::Error | ExecutionStatus::Stuck
+        ) {
+            self.sync_log().await?;
         }
         let entry = self.entry.clone();
         self.update_state("execution_status", |st| {
