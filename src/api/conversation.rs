@@ -1763,52 +1763,6 @@ fn python_json_error(text: &str, e: &serde_json::Error) -> String {
     format!("{python}: line {line} column {column} (char {pos})")
 }
 
-/// Parses a path or query UUID (`loc` = `[root, name]`), as FastAPI does.
-pub fn parse_uuid_param(text: &str, root: &str, name: &str) -> Parsed<Uuid> {
-    let mut val = Validator::new();
-    let out = val.uuid(
-        &Value::String(text.to_string()),
-        &Path::root(root).key(name),
-    );
-    finish(val, out)
-}
-
-/// Reads a JSON request body the way FastAPI reports problems: an empty
-/// body is `missing`, bad JSON is `json_invalid` at its character position.
-pub fn parse_json_body(bytes: &[u8]) -> Parsed<Value> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(vec![ValidationErrorItem::missing(
-            crate::loc!["body"],
-            Value::Null,
-        )]);
-    }
-    serde_json::from_slice::<Value>(bytes).map_err(|e| {
-        let text = String::from_utf8_lossy(bytes);
-        let pos = char_position(&text, e.line(), e.column());
-        let s = e.to_string();
-        let msg = if s.contains("key must be a string") {
-            "Expecting property name enclosed in double quotes"
-        } else if s.contains("trailing characters") {
-            "Extra data"
-        } else if s.contains("expected `,` or `}`") || s.contains("expected `,` or `]`") {
-            "Expecting ',' delimiter"
-        } else if s.contains("expected `:`") {
-            "Expecting ':' delimiter"
-        } else if s.contains("EOF while parsing a string") || s.contains("control character") {
-            "Unterminated string starting at"
-        } else {
-            "Expecting value"
-        };
-        vec![ValidationErrorItem::new(
-            "json_invalid",
-            crate::loc!["body", pos],
-            "JSON decode error",
-            Value::Object(Map::new()),
-            Some(serde_json::json!({"error": msg})),
-        )]
-    })
-}
-
 /// serde_json reports 1-based line/column of the offending character; Python
 /// reports the 0-based character offset.
 fn char_position(text: &str, line: usize, column: usize) -> usize {
@@ -1927,11 +1881,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ids, vec!["a"]);
-        let errs = parse_json_body(b"{not json").unwrap_err();
-        assert_eq!(
-            serde_json::to_value(&errs).unwrap(),
-            json!([{"type":"json_invalid","loc":["body",1],"msg":"JSON decode error","input":{},"ctx":{"error":"Expecting property name enclosed in double quotes"}}])
-        );
     }
 
     #[test]
