@@ -1076,3 +1076,75 @@ fn the_conversation_type_is_shareable() {
     shareable::<Conversation>();
     shareable::<ConversationService>();
 }
+
+#[tokio::test]
+async fn parents_must_exist_share_the_workspace_and_list_their_children() {
+    let env = Env::new();
+    let svc = env.service(Some("k"), &[]).await;
+    let (parent, _, _) = create(&svc, start_body(&env.ws())).await;
+    let child_of = |p: &str, ws: &Path| {
+        let mut b = start_body(ws);
+        b["parent_conversation_id"] = json!(p);
+        StartConversationRequest::from_body(&b).unwrap()
+    };
+    let unknown = Uuid::new_v4().hyphenated().to_string();
+    let cases = [
+        (
+            child_of(&unknown, &env.ws()),
+            format!("Parent conversation {unknown} not found"),
+        ),
+        (
+            child_of(
+                &parent.hyphenated().to_string(),
+                &env.tmp.path().join("elsewhere"),
+            ),
+            format!("Parent conversation {parent} belongs to a different workspace"),
+        ),
+    ];
+    for (req, want) in cases {
+        match svc.create(req, false).await {
+            Err(ServiceError::Unprocessable(m)) => assert_eq!(m, want),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut own = start_body(&env.ws());
+    own["conversation_id"] = json!("11111111-2222-4333-8444-555555555555");
+    own["parent_conversation_id"] = json!("11111111-2222-4333-8444-555555555555");
+    match svc
+        .create(StartConversationRequest::from_body(&own).unwrap(), false)
+        .await
+    {
+        Err(ServiceError::Unprocessable(m)) => {
+            assert_eq!(m, "A conversation cannot be its own parent")
+        }
+        other => panic!("{other:?}"),
+    }
+    let (child, info, _) = create(&svc, {
+        let mut b = start_body(&env.ws());
+        b["parent_conversation_id"] = json!(parent.hyphenated().to_string());
+        b
+    })
+    .await;
+    assert_eq!(
+        info["parent_conversation_id"],
+        parent.hyphenated().to_string()
+    );
+    let p = svc
+        .get_info(parent, false)
+        .await
+        .unwrap()
+        .unwrap()
+        .to_value();
+    assert_eq!(
+        p["sub_conversation_ids"],
+        json!([child.hyphenated().to_string()])
+    );
+    svc.delete(child).await.unwrap();
+    let p = svc
+        .get_info(parent, false)
+        .await
+        .unwrap()
+        .unwrap()
+        .to_value();
+    assert_eq!(p["sub_conversation_ids"], json!([]));
+}
