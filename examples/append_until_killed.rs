@@ -11,7 +11,7 @@ use std::sync::Arc;
 use agent_server::api::conversation::StartConversationRequest;
 use agent_server::api::event::{Event, EventBody, MessageEvent, Source};
 use agent_server::api::message::{Content, Message};
-use agent_server::conversations::{ConversationService, ServiceOptions, DEFAULT_TOOL_NAMES};
+use agent_server::conversations::{ConversationService, ServiceOptions};
 use agent_server::outbound::Outbound;
 use agent_server::secrets::SecretCipher;
 use agent_server::webhooks::WebhookHub;
@@ -28,7 +28,7 @@ async fn main() {
         idle_ttl: None,
         max_concurrent_runs: 10,
         max_subscribers: 50,
-        tool_names: DEFAULT_TOOL_NAMES.iter().map(|s| s.to_string()).collect(),
+        tool_names: agent_server::tools::registry::tool_names(),
     };
     let hub = WebhookHub::new(&[], None, Outbound::new());
     let svc =

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agent_server::api::conversation::{EventFilter, EventSearchQuery};
-use agent_server::conversations::{
-    ConversationService, ReplayMode, ServiceOptions, DEFAULT_TOOL_NAMES,
-};
+use agent_server::conversations::{ConversationService, ReplayMode, ServiceOptions};
 use agent_server::outbound::Outbound;
 use agent_server::secrets::SecretCipher;
 use agent_server::webhooks::WebhookHub;
@@ -27,7 +25,7 @@ async fn main() {
         idle_ttl: None,
         max_concurrent_runs: 10,
         max_subscribers: 50,
-        tool_names: DEFAULT_TOOL_NAMES.iter().map(|s| s.to_string()).collect(),
+        tool_names: agent_server::tools::registry::tool_names(),
     };
     let t = Instant::now();
     let svc = match ConversationService::start(

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use agent_server::config::{self, Env, Overrides};
-use agent_server::{server, telemetry};
+use agent_server::{server, telemetry, tools};
 
 /// The flags, defined once: name, value placeholder, help text.
 const FLAGS: &[(&str, Option<&str>, &str)] = &[
@@ -153,7 +153,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Every terminal session dies with the server, however `run` ends.
+    let terminals = tools::terminal::shutdown_guard();
     let outcome = runtime.block_on(server::run(config));
+    drop(terminals);
     // Blocking tasks (a read on a terminal, …) must not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match outcome {

@@ -4,37 +4,60 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
+use crate::bash::BashServices;
 use crate::config::Config;
-use crate::conversations::{ConversationService, ServiceOptions, DEFAULT_TOOL_NAMES};
+use crate::conversations::{ConversationService, ServiceOptions};
 use crate::http::{self, App};
 use crate::outbound::Outbound;
 use crate::secrets::SecretCipher;
 use crate::systemd;
+use crate::tools::{browser, registry};
 use crate::webhooks::WebhookHub;
+
+/// Where a conversation keeps its files, for the routes that act inside one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationPlace {
+    /// The conversation's own directory (`{conversations_path}/{id-hex}`).
+    pub dir: PathBuf,
+    /// Its workspace's working directory, absolute.
+    pub working_dir: PathBuf,
+}
+
+/// Finds conversations for the conversation-scoped bash and workspace
+/// routes. The conversation service implements it and is installed with
+/// [`AppState::set_conversations`]; until then every conversation is unknown.
+pub trait ConversationLookup: Send + Sync {
+    /// The conversation's place, or `None` when there is no such conversation.
+    fn find(&self, id: Uuid) -> BoxFuture<'_, Option<ConversationPlace>>;
+}
 
 /// State shared by every request handler and background task. Later
 /// services (conversations, bash, webhooks, …) become fields here.
-#[derive(Debug)]
 pub struct AppState {
     /// The effective configuration.
     pub config: Config,
-    /// Tool names reported by `/server_info` as usable.
-    pub usable_tools: Vec<String>,
+    /// The server-level and conversation-scoped bash services.
+    pub bash: BashServices,
+    /// The conversations, once a lookup is installed.
+    conversations: OnceLock<Arc<dyn ConversationLookup>>,
+    /// The conversation service, set once at start-up before the server is ready.
+    conversation_service: OnceLock<Arc<ConversationService>>,
+    /// The one outgoing HTTP client (LLM calls, webhooks).
+    pub outbound: Outbound,
     /// Cancelled when shutdown begins; long-lived tasks (WebSockets, agent
     /// runs) watch it to finish in time.
     pub shutdown: CancellationToken,
-    /// The one outgoing HTTP client (LLM calls, webhooks).
-    pub outbound: Outbound,
-    /// The conversation service, set once at start-up before the server is ready.
-    pub conversations: OnceLock<Arc<ConversationService>>,
     started: Instant,
     /// Milliseconds after `started` of the last activity.
     last_activity_ms: AtomicU64,
@@ -45,15 +68,50 @@ impl AppState {
     /// Fresh state for `config`; not ready until [`mark_ready`](Self::mark_ready).
     pub fn new(config: Config) -> Self {
         AppState {
-            config,
-            usable_tools: Vec::new(),
-            shutdown: CancellationToken::new(),
-            outbound: Outbound::new(),
+            bash: BashServices::new(
+                config.bash_events_dir.clone(),
+                config.bash_events_retention_seconds,
+            ),
             conversations: OnceLock::new(),
+            conversation_service: OnceLock::new(),
+            outbound: Outbound::new(),
+            config,
+            shutdown: CancellationToken::new(),
             started: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         }
+    }
+
+    /// Installs the conversation lookup; `false` if one was installed already.
+    pub fn set_conversations(&self, lookup: Arc<dyn ConversationLookup>) -> bool {
+        self.conversations.set(lookup).is_ok()
+    }
+
+    /// Installs the conversation service (and it as the conversation lookup);
+    /// `false` if one was installed already.
+    pub fn set_conversation_service(&self, service: Arc<ConversationService>) -> bool {
+        let lookup: Arc<dyn ConversationLookup> = service.clone();
+        self.conversation_service.set(service).is_ok() && self.set_conversations(lookup)
+    }
+
+    /// The conversation service; `None` until start-up installed it.
+    pub fn conversation_service(&self) -> Option<&Arc<ConversationService>> {
+        self.conversation_service.get()
+    }
+
+    /// The conversation `id`'s place; `None` when it is unknown (or no
+    /// lookup is installed).
+    pub async fn find_conversation(&self, id: Uuid) -> Option<ConversationPlace> {
+        let lookup = self.conversations.get()?.clone();
+        lookup.find(id).await
+    }
+
+    /// The tool names `/server_info` reports as usable: the browser only
+    /// once its start-up check has passed.
+    pub fn usable_tools(&self) -> Vec<String> {
+        let browser = self.config.enable_browser && browser::known_availability() == Some(true);
+        registry::usable_tool_names(browser)
     }
 
     /// Records activity (a conversation event, a bash or file call): resets `idle_time`.
@@ -81,6 +139,17 @@ impl AppState {
     /// Marks start-up as finished.
     pub fn mark_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("bash", &self.bash)
+            .field("conversations", &self.conversations.get().is_some())
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,15 +207,38 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         );
     }
     let conversations = start_conversations(&state).await?;
-    let _ = state.conversations.set(conversations.clone());
+    state.set_conversation_service(conversations.clone());
+    // Opened in the background (its index is a directory listing) so an
+    // unusable events directory shows in the log at start without delaying
+    // readiness; the routes try again on every call.
+    let bash_state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = bash_state.bash.global().await {
+            tracing::error!("bash service: {e}");
+        }
+    });
     state.mark_ready();
     announce(addr);
     systemd::notify_ready(addr);
+    // Started once ready, so Chromium's launch does not delay the first answer.
+    let browser_check = state.config.enable_browser.then(|| {
+        let settings = registry::tool_settings(&state.config);
+        tokio::spawn(async move {
+            let usable = browser::browser_available(&settings.browser).await;
+            tracing::info!(usable, "browser check finished");
+        })
+    });
     systemd::spawn_watchdog(state.shutdown.clone());
     tokio::spawn(stop_on_signal(terminate, interrupt, state.shutdown.clone()));
 
     http::serve(listener, app, state.shutdown.clone()).await;
     conversations.shutdown().await;
+    state.bash.shutdown().await;
+    if let Some(check) = browser_check {
+        // An unfinished check leaves Chromium behind; the sweep below ends it.
+        check.abort();
+        browser::shutdown_browsers().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -163,16 +255,15 @@ async fn start_conversations(
         config.session_api_keys.first().map(String::as_str),
         state.outbound.clone(),
     );
-    let tools = DEFAULT_TOOL_NAMES.iter().map(|t| t.to_string()).collect();
-    let service =
-        ConversationService::start(ServiceOptions::from_config(config, tools), cipher, hooks)
-            .await
-            .map_err(|e| {
-                StartError::Setup(format!(
-                    "cannot open the conversations directory {}: {e}",
-                    config.conversations_path.display()
-                ))
-            })?;
+    let options = ServiceOptions::from_config(config, registry::tool_names());
+    let service = ConversationService::start(options, cipher, hooks)
+        .await
+        .map_err(|e| {
+            StartError::Setup(format!(
+                "cannot open the conversations directory {}: {e}",
+                config.conversations_path.display()
+            ))
+        })?;
     let weak = Arc::downgrade(state);
     service.set_activity_hook(Arc::new(move || {
         if let Some(s) = weak.upgrade() {

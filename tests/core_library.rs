@@ -17,8 +17,7 @@ use agent_server::api::event::{
 use agent_server::api::message::{Message, MessageToolCall};
 use agent_server::config::WebhookSpec;
 use agent_server::conversations::{
-    Conversation, ConversationService, ReplayMode, ServiceError, ServiceOptions,
-    DEFAULT_TOOL_NAMES, RESTART_ERROR,
+    Conversation, ConversationService, ReplayMode, ServiceError, ServiceOptions, RESTART_ERROR,
 };
 use agent_server::outbound::Outbound;
 use agent_server::secrets::SecretCipher;
@@ -60,7 +59,7 @@ impl Env {
             idle_ttl: ttl,
             max_concurrent_runs: 10,
             max_subscribers: 50,
-            tool_names: DEFAULT_TOOL_NAMES.iter().map(|s| s.to_string()).collect(),
+            tool_names: agent_server::tools::registry::tool_names(),
         };
         let hub = WebhookHub::new(hooks, Some("session-key"), Outbound::new());
         ConversationService::start(opts, Arc::new(SecretCipher::new(key, &[])), hub)

@@ -17,6 +17,7 @@
 
 mod models;
 mod service;
+mod services;
 mod store;
 
 pub use models::{
@@ -27,3 +28,4 @@ pub use service::{
     BashService, BashServiceConfig, BashServiceError, BashSubscription, MAX_CHUNK_CHARS,
     MAX_SUBSCRIBERS,
 };
+pub use services::{BashServices, CONVERSATION_EVENTS_DIR};

@@ -152,9 +152,13 @@ pub fn validation_text(model: &str, errors: &[ValidationErrorItem]) -> String {
                 Loc::Index(i) => i.to_string(),
             })
             .collect();
+        // An error of the whole model has no location line.
+        if !path.is_empty() {
+            text.push('\n');
+            text.push_str(&path.join("."));
+        }
         text.push_str(&format!(
-            "\n{}\n  {} [type={}, input_value={}, input_type={}]",
-            path.join("."),
+            "\n  {} [type={}, input_value={}, input_type={}]",
             e.msg,
             e.error_type,
             pyfmt::repr_json(&e.input),

@@ -51,6 +51,8 @@ pub(crate) struct Summary {
     pub status: ExecutionStatus,
     /// Owning conversation.
     pub parent: Option<Uuid>,
+    /// The working directory, absolute.
+    pub working_dir: PathBuf,
     /// The REST form for GET/search (skills trimmed, `runtime_info`
     /// filled), dropped whenever anything in it changes.
     pub info: Option<Arc<str>>,

@@ -23,9 +23,7 @@ pub use conversation::{
     Frame, ReplayMode, RunGuard, Subscription, RESTART_ERROR,
 };
 pub use runner::{BoxFuture, NoRunner, RunError, Runner};
-pub use service::{
-    ActivityHook, ConversationService, JsonText, SendOutcome, ServiceOptions, DEFAULT_TOOL_NAMES,
-};
+pub use service::{ActivityHook, ConversationService, JsonText, SendOutcome, ServiceOptions};
 pub use state::{ConversationConfig, ConversationState, InfoContext};
 
 use crate::api::validation::ValidationErrorItem;

@@ -38,18 +38,6 @@ use crate::store::{self, EventLog};
 use crate::util::{ids, time};
 use crate::webhooks::WebhookHub;
 
-/// The tool names this server implements (the tools helpers provide their
-/// factories; the service only checks names).
-pub const DEFAULT_TOOL_NAMES: [&str; 7] = [
-    "terminal",
-    "file_editor",
-    "task_tracker",
-    "glob",
-    "grep",
-    "apply_patch",
-    "browser_tool_set",
-];
-
 /// The Python module of a tool, echoed in `tool_module_qualnames` so the
 /// Python client can import the tool's event classes.
 fn tool_module(name: &str) -> String {
@@ -198,6 +186,7 @@ impl ConversationService {
                     updated_us: ts_micros(&r.updated_at),
                     status,
                     parent: r.parent_conversation_id,
+                    working_dir: absolute(Path::new(&r.working_dir)),
                     info: None,
                 },
                 counts.clone(),
@@ -660,6 +649,7 @@ impl ConversationService {
             updated_us: ts_micros(&state.updated_at),
             status: ExecutionStatus::Idle,
             parent: req.parent_conversation_id,
+            working_dir: working_dir.clone(),
             info: None,
         };
         let shared = Arc::new(EntryShared::new(
@@ -1434,6 +1424,21 @@ impl<'a> Matcher<'a> {
             }
         }
         true
+    }
+}
+
+impl crate::server::ConversationLookup for ConversationService {
+    fn find(
+        &self,
+        id: Uuid,
+    ) -> futures_util::future::BoxFuture<'_, Option<crate::server::ConversationPlace>> {
+        Box::pin(async move {
+            let entry = self.entry(&id)?;
+            Some(crate::server::ConversationPlace {
+                dir: entry.shared.dir.clone(),
+                working_dir: entry.shared.summary().working_dir,
+            })
+        })
     }
 }
 

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod body;
 pub mod cors;
 pub mod error;
+pub mod file_response;
 pub mod openapi;
 pub mod params;
 pub mod request;
@@ -24,6 +25,7 @@ pub mod response;
 pub mod router;
 pub mod routes;
 mod serve;
+pub mod socket;
 pub mod ws;
 
 pub use app::App;

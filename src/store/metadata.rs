@@ -71,6 +71,8 @@ pub struct CatalogRecord {
     pub execution_status: String,
     /// The owning conversation, if any.
     pub parent_conversation_id: Option<Uuid>,
+    /// `workspace.working_dir` as the client gave it.
+    pub working_dir: String,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +86,12 @@ struct RecordHead {
     execution_status: Option<String>,
     #[serde(default)]
     parent_conversation_id: Option<String>,
+    workspace: WorkspaceHead,
+}
+
+#[derive(Deserialize)]
+struct WorkspaceHead {
+    working_dir: String,
 }
 
 /// Reads the catalog facts of one conversation directory.
@@ -106,6 +114,7 @@ pub fn read_record(dir: &Path) -> Result<CatalogRecord, String> {
         parent_conversation_id: head
             .parent_conversation_id
             .and_then(|p| Uuid::parse_str(&p).ok()),
+        working_dir: head.workspace.working_dir,
     })
 }
 
@@ -179,7 +188,7 @@ mod tests {
         let dir = root.path().join(id.simple().to_string());
         fs::create_dir_all(&dir).unwrap();
         let doc = json!({"format_version":1,"id":id.simple().to_string(),"created_at":"2026-01-01T00:00:00Z",
-            "updated_at":"2026-01-01T00:00:01Z","execution_status":"running","agent":{"big":[1,2,3]}});
+            "updated_at":"2026-01-01T00:00:01Z","execution_status":"running","workspace":{"working_dir":"w"},"agent":{"big":[1,2,3]}});
         write_metadata(&dir, &doc).unwrap();
         assert_eq!(read_metadata(&dir).unwrap(), doc);
         // No temp file is left behind.

@@ -19,6 +19,7 @@ mod fsutil;
 pub mod glob;
 pub mod grep;
 mod obs;
+pub mod registry;
 mod search;
 pub mod task_tracker;
 pub mod terminal;

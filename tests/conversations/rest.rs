@@ -745,3 +745,33 @@ async fn event_routes_filters_and_forms() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(e["detail"][0]["loc"], json!(["body"]));
 }
+
+#[tokio::test]
+async fn conversation_scoped_routes_find_real_conversations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = server(&tmp.path().join("data"), Some("k"));
+    let mut c = srv.client().await;
+    let ws = tmp.path().join("ws");
+    let id = create(&mut c, &start_body(&ws)).await;
+    std::fs::write(ws.join("hello.txt"), "hi from the workspace").unwrap();
+    let resp = c
+        .get_with(
+            &format!("/api/conversations/{id}/workspace/hello.txt"),
+            &[("X-Session-API-Key", KEY)],
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::OK);
+    assert_eq!(resp.text(), "hi from the workspace");
+    let unknown = "583039b3-39ee-4ffa-a884-ba1a421d29f2";
+    let resp = c
+        .get_with(
+            &format!("/api/conversations/{unknown}/workspace/hello.txt"),
+            &[("X-Session-API-Key", KEY)],
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        resp.json(),
+        json!({"detail": format!("Conversation not found: {unknown}")})
+    );
+}

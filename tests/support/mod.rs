@@ -55,12 +55,16 @@ impl Default for ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// `--host 127.0.0.1 --port 0`, an empty environment but `PATH`, and a fresh working directory.
+    /// `--host 127.0.0.1 --port 0`, an empty environment but `PATH`, and a
+    /// fresh working directory. The browser is off (`OH_ENABLE_BROWSER=false`):
+    /// its start-up check would launch Chromium, which a server killed on drop
+    /// cannot clean up; tests of the browser turn it on.
     pub fn new() -> Self {
         let mut env = BTreeMap::new();
         if let Some(path) = std::env::var_os("PATH").and_then(|p| p.into_string().ok()) {
             env.insert("PATH".to_string(), path);
         }
+        env.insert("OH_ENABLE_BROWSER".to_string(), "false".to_string());
         ServerBuilder {
             dir: tempfile::tempdir().expect("temp dir"),
             env,

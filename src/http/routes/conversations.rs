@@ -24,7 +24,7 @@ const TAG: &str = "Conversations";
 
 /// The service of the request's server.
 pub(super) fn service(req: &Request) -> Result<Arc<ConversationService>, ApiError> {
-    req.state().conversations.get().cloned().ok_or_else(|| {
+    req.state().conversation_service().cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Server is still initializing",

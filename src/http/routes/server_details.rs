@@ -98,7 +98,7 @@ async fn server_info(req: Request) -> HandlerResult {
             std::env::consts::ARCH,
             std::env::consts::OS
         ),
-        usable_tools: state.usable_tools.clone(),
+        usable_tools: state.usable_tools(),
         runtime_idle_timeout_seconds: idle_limit,
         conversation_runtime: "local".into(),
         available_conversation_runtimes: Vec::new(),
