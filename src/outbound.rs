@@ -84,6 +84,12 @@ fn build_client() -> Result<HyperClient, OutboundError> {
         .build(connector))
 }
 
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbound")
+    }
+}
+
 impl Outbound {
     /// A handle; the client itself is built on first use.
     pub fn new() -> Self {

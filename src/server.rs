@@ -17,9 +17,13 @@ use uuid::Uuid;
 
 use crate::bash::BashServices;
 use crate::config::Config;
+use crate::conversations::{ConversationService, ServiceOptions};
 use crate::http::{self, App};
+use crate::outbound::Outbound;
+use crate::secrets::SecretCipher;
 use crate::systemd;
 use crate::tools::{browser, registry};
+use crate::webhooks::WebhookHub;
 
 /// Where a conversation keeps its files, for the routes that act inside one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +51,10 @@ pub struct AppState {
     pub bash: BashServices,
     /// The conversations, once a lookup is installed.
     conversations: OnceLock<Arc<dyn ConversationLookup>>,
+    /// The conversation service, set once at start-up before the server is ready.
+    conversation_service: OnceLock<Arc<ConversationService>>,
+    /// The one outgoing HTTP client (LLM calls, webhooks).
+    pub outbound: Outbound,
     /// Cancelled when shutdown begins; long-lived tasks (WebSockets, agent
     /// runs) watch it to finish in time.
     pub shutdown: CancellationToken,
@@ -65,6 +73,8 @@ impl AppState {
                 config.bash_events_retention_seconds,
             ),
             conversations: OnceLock::new(),
+            conversation_service: OnceLock::new(),
+            outbound: Outbound::new(),
             config,
             shutdown: CancellationToken::new(),
             started: Instant::now(),
@@ -76,6 +86,18 @@ impl AppState {
     /// Installs the conversation lookup; `false` if one was installed already.
     pub fn set_conversations(&self, lookup: Arc<dyn ConversationLookup>) -> bool {
         self.conversations.set(lookup).is_ok()
+    }
+
+    /// Installs the conversation service (and it as the conversation lookup);
+    /// `false` if one was installed already.
+    pub fn set_conversation_service(&self, service: Arc<ConversationService>) -> bool {
+        let lookup: Arc<dyn ConversationLookup> = service.clone();
+        self.conversation_service.set(service).is_ok() && self.set_conversations(lookup)
+    }
+
+    /// The conversation service; `None` until start-up installed it.
+    pub fn conversation_service(&self) -> Option<&Arc<ConversationService>> {
+        self.conversation_service.get()
     }
 
     /// The conversation `id`'s place; `None` when it is unknown (or no
@@ -184,6 +206,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             "no session API keys configured: every request is accepted without authentication"
         );
     }
+    let conversations = start_conversations(&state).await?;
+    state.set_conversation_service(conversations.clone());
     // Opened in the background (its index is a directory listing) so an
     // unusable events directory shows in the log at start without delaying
     // readiness; the routes try again on every call.
@@ -208,6 +232,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tokio::spawn(stop_on_signal(terminate, interrupt, state.shutdown.clone()));
 
     http::serve(listener, app, state.shutdown.clone()).await;
+    conversations.shutdown().await;
     state.bash.shutdown().await;
     if let Some(check) = browser_check {
         // An unfinished check leaves Chromium behind; the sweep below ends it.
@@ -216,6 +241,36 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the conversation catalog (and recovers conversations left
+/// running) before the server reports ready.
+async fn start_conversations(
+    state: &Arc<AppState>,
+) -> Result<Arc<ConversationService>, StartError> {
+    let config = &state.config;
+    let cipher = Arc::new(SecretCipher::from_config(config));
+    let hooks = WebhookHub::new(
+        &config.webhooks,
+        config.session_api_keys.first().map(String::as_str),
+        state.outbound.clone(),
+    );
+    let options = ServiceOptions::from_config(config, registry::tool_names());
+    let service = ConversationService::start(options, cipher, hooks)
+        .await
+        .map_err(|e| {
+            StartError::Setup(format!(
+                "cannot open the conversations directory {}: {e}",
+                config.conversations_path.display()
+            ))
+        })?;
+    let weak = Arc::downgrade(state);
+    service.set_activity_hook(Arc::new(move || {
+        if let Some(s) = weak.upgrade() {
+            s.touch();
+        }
+    }));
+    Ok(service)
 }
 
 /// Logs the address and prints it on stdout, where test harnesses and scripts read it.

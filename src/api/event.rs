@@ -529,6 +529,38 @@ impl Event {
     }
 }
 
+/// The fully-qualified Python class name of an event kind (event search
+/// accepts it as well as the bare class name).
+pub fn python_qualified_name(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "ServerErrorEvent" => "openhands.agent_server.models.ServerErrorEvent",
+        "ACPToolCallEvent" => "openhands.sdk.event.acp_tool_call.ACPToolCallEvent",
+        "Condensation" => "openhands.sdk.event.condenser.Condensation",
+        "CondensationRequest" => "openhands.sdk.event.condenser.CondensationRequest",
+        "CondensationSummaryEvent" => "openhands.sdk.event.condenser.CondensationSummaryEvent",
+        "ConversationErrorEvent" => "openhands.sdk.event.conversation_error.ConversationErrorEvent",
+        "ConversationStateUpdateEvent" => {
+            "openhands.sdk.event.conversation_state.ConversationStateUpdateEvent"
+        }
+        "HookExecutionEvent" => "openhands.sdk.event.hook_execution.HookExecutionEvent",
+        "LLMCompletionLogEvent" => "openhands.sdk.event.llm_completion_log.LLMCompletionLogEvent",
+        "ActionEvent" => "openhands.sdk.event.llm_convertible.action.ActionEvent",
+        "MessageEvent" => "openhands.sdk.event.llm_convertible.message.MessageEvent",
+        "AgentErrorEvent" => "openhands.sdk.event.llm_convertible.observation.AgentErrorEvent",
+        "ObservationEvent" => "openhands.sdk.event.llm_convertible.observation.ObservationEvent",
+        "UserRejectObservation" => {
+            "openhands.sdk.event.llm_convertible.observation.UserRejectObservation"
+        }
+        "SystemPromptEvent" => "openhands.sdk.event.llm_convertible.system.SystemPromptEvent",
+        "SecurityAnalysisEvent" => "openhands.sdk.event.security.SecurityAnalysisEvent",
+        "StreamingDeltaEvent" => "openhands.sdk.event.streaming_delta.StreamingDeltaEvent",
+        "TokenEvent" => "openhands.sdk.event.token.TokenEvent",
+        "InterruptEvent" => "openhands.sdk.event.user_action.InterruptEvent",
+        "PauseEvent" => "openhands.sdk.event.user_action.PauseEvent",
+        _ => return None,
+    })
+}
+
 /// Top-level keys of a kind whose values are untyped: their inner nulls are
 /// kept in the compact form, as pydantic keeps them for `Any`/`dict` fields.
 fn opaque_keys(kind: &str) -> &'static [&'static str] {

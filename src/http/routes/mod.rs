@@ -3,9 +3,12 @@
 
 pub mod bash;
 pub mod bash_socket;
+pub mod conversations;
 pub mod docs;
+pub mod events;
 pub mod files;
 pub mod server_details;
+pub mod sockets;
 pub mod tools;
 pub mod workspace;
 
@@ -21,5 +24,8 @@ pub fn table() -> RouteTable {
     workspace::register(&mut table);
     tools::register(&mut table);
     docs::register(&mut table);
+    conversations::register(&mut table);
+    events::register(&mut table);
+    sockets::register(&mut table);
     table
 }
