@@ -13,6 +13,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::util::pyfmt;
+
 /// One pydantic error line.
 struct ArgError {
     loc: String,
@@ -253,8 +255,8 @@ impl<'a> ArgReader<'a> {
                 e.loc,
                 e.msg,
                 e.kind,
-                truncated_repr(&e.input),
-                py_type_name(&e.input),
+                pyfmt::truncated_repr(&e.input),
+                pyfmt::type_name(&e.input),
                 e.kind
             ));
         }
@@ -377,111 +379,6 @@ fn lax_int(v: &Value) -> Result<i64, (String, &'static str)> {
     }
 }
 
-fn py_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
-}
-
-/// Pydantic shortens long input reprs to their first 25 and last 24 chars.
-fn truncated_repr(v: &Value) -> String {
-    let repr = py_repr(v);
-    let n = repr.chars().count();
-    if n <= 50 {
-        return repr;
-    }
-    let head: String = repr.chars().take(25).collect();
-    let tail: String = repr.chars().skip(n - 24).collect();
-    format!("{head}...{tail}")
-}
-
-/// Python's `repr()` of the value parsed from JSON.
-pub(crate) fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => i.to_string(),
-            (None, Some(u)) => u.to_string(),
-            _ => py_float_repr(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => py_str_repr(s),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(py_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
-}
-
-fn py_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
-        // Rust writes `1e20`; Python writes `1e+20` with at least two exponent digits.
-        let s = format!("{f:e}");
-        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = match exp.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', exp),
-        };
-        return format!("{mantissa}e{sign}{digits:0>2}");
-    }
-    if f.fract() == 0.0 {
-        format!("{f:.1}")
-    } else {
-        f.to_string()
-    }
-}
-
-/// Python's `repr()` of a string: single quotes unless the text contains a
-/// single quote and no double quote.
-pub(crate) fn py_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,12 +445,12 @@ mod tests {
 
     #[test]
     fn python_reprs() {
-        assert_eq!(py_str_repr("ab'c\"\n"), "'ab\\'c\"\\n'");
-        assert_eq!(py_str_repr("it's"), "\"it's\"");
-        assert_eq!(py_repr(&json!(1e20)), "1e+20");
-        assert_eq!(py_repr(&json!(5.0)), "5.0");
+        assert_eq!(pyfmt::repr_str("ab'c\"\n"), "'ab\\'c\"\\n'");
+        assert_eq!(pyfmt::repr_str("it's"), "\"it's\"");
+        assert_eq!(pyfmt::repr_json(&json!(1e20)), "1e+20");
+        assert_eq!(pyfmt::repr_json(&json!(5.0)), "5.0");
         assert_eq!(
-            py_repr(&json!({"k": [1, null, true]})),
+            pyfmt::repr_json(&json!({"k": [1, null, true]})),
             "{'k': [1, None, True]}"
         );
     }

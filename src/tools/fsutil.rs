@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use super::args::py_str_repr;
+use crate::util::pyfmt::repr_str as py_str_repr;
 
 /// `str(pathlib.PurePosixPath(s))`: duplicate slashes and `.` components
 /// removed, no trailing slash, `.` for an empty path, `..` kept.

@@ -67,6 +67,19 @@ pub fn repr_json(value: &serde_json::Value) -> String {
     }
 }
 
+/// pydantic's `input_value` in error texts: the repr, shortened to its
+/// first 25 and last 24 characters when longer than 50.
+pub fn truncated_repr(value: &serde_json::Value) -> String {
+    let repr = repr_json(value);
+    let n = repr.chars().count();
+    if n <= 50 {
+        return repr;
+    }
+    let head: String = repr.chars().take(25).collect();
+    let tail: String = repr.chars().skip(n - 24).collect();
+    format!("{head}...{tail}")
+}
+
 /// Python's type name of a JSON value (`dict`, `str`, `int`, …).
 pub fn type_name(value: &serde_json::Value) -> &'static str {
     use serde_json::Value;

@@ -7,6 +7,8 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::util::pyfmt;
+
 /// The accepted type of one action field.
 #[derive(Clone, Copy, Debug)]
 pub enum FieldType {
@@ -103,8 +105,8 @@ pub fn validate(
             p.loc,
             p.msg,
             p.kind,
-            truncate_repr(&py_repr(&p.input)),
-            py_type(&p.input),
+            pyfmt::truncated_repr(&p.input),
+            pyfmt::type_name(&p.input),
             p.kind
         ));
     }
@@ -198,85 +200,6 @@ fn coerce_int(value: &Value) -> Result<i64, CoerceError> {
         }),
         _ => Err(int_type()),
     }
-}
-
-/// pydantic shortens long input reprs to their first 25 and last 24 characters.
-fn truncate_repr(repr: &str) -> String {
-    let chars: Vec<char> = repr.chars().collect();
-    if chars.len() <= 50 {
-        return repr.to_string();
-    }
-    let head: String = chars[..25].iter().collect();
-    let tail: String = chars[chars.len() - 24..].iter().collect();
-    format!("{head}...{tail}")
-}
-
-fn py_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
-}
-
-/// Python's `repr` of a JSON value as `json.loads` would have produced it.
-fn py_repr(value: &Value) -> String {
-    match value {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e16 => format!("{f:.1}"),
-            (_, _, Some(f)) => f.to_string(),
-            _ => n.to_string(),
-        },
-        Value::String(s) => py_str_repr(s),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(py_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
-}
-
-fn py_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 #[cfg(test)]
