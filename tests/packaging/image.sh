@@ -7,7 +7,7 @@
 # from inside. Prints the image sizes.
 #
 #   tests/packaging/image.sh [TARGET...]     targets: api runtime browser
-#                                            (default: api runtime)
+#                                            (default: all three)
 #
 # Needs root (buildah with chroot isolation, debootstrap), buildah,
 # debootstrap and hadolint; .ci/run's `image` stage installs them.
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 fail() { echo "image: FAIL: $*" >&2; exit 1; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(api runtime)
+[ ${#targets[@]} -gt 0 ] || targets=(api runtime browser)
 
 BASE=localhost/agent-server-base:bookworm
 BINARY=target/x86_64-unknown-linux-musl/release/agent-server

@@ -351,3 +351,89 @@ async fn uploads_headers_and_event_streams_through_nginx() {
     .await;
     server.shut_down().await;
 }
+
+/// The shipped example files against the real configuration loader.
+mod examples {
+    use std::collections::BTreeMap;
+
+    use agent_server::config::{self, Config, Env, Overrides, CONFIG_PATH_ENV, FIELDS};
+    use serde_json::Value;
+
+    const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+    fn example_path() -> String {
+        format!("{ROOT}/packaging/config.example.json")
+    }
+
+    #[test]
+    fn config_example_has_every_setting_at_its_default() {
+        let text = std::fs::read_to_string(example_path()).unwrap();
+        let example: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        let names: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
+        for name in &names {
+            assert!(
+                example.contains_key(*name),
+                "config.example.json lacks {name}"
+            );
+        }
+        for key in example.keys() {
+            assert!(
+                names.contains(&key.as_str()),
+                "config.example.json has unknown {key}"
+            );
+        }
+
+        let env: Env = [(CONFIG_PATH_ENV.to_string(), example_path())].into();
+        let loaded = config::load(&env, &Overrides::default()).unwrap();
+        let state = "/var/lib/agent-server";
+        let expected = Config {
+            conversations_path: format!("{state}/conversations").into(),
+            workspace_path: format!("{state}/workspace").into(),
+            bash_events_dir: format!("{state}/bash_events").into(),
+            conversation_worktree_root: format!("{state}/worktrees").into(),
+            ..Config::default()
+        };
+        assert_eq!(loaded, expected);
+    }
+
+    #[test]
+    fn config_table_documents_every_setting() {
+        let table = std::fs::read_to_string(format!("{ROOT}/packaging/config.md")).unwrap();
+        for field in FIELDS {
+            assert!(
+                table.contains(&format!("| `{}` |", field.name)),
+                "packaging/config.md does not document {}",
+                field.name
+            );
+        }
+    }
+
+    #[test]
+    fn env_example_names_real_settings_with_valid_values() {
+        let text = std::fs::read_to_string(format!("{ROOT}/packaging/agent-server.env")).unwrap();
+        let mut env: Env = BTreeMap::new();
+        for line in text.lines() {
+            let Some(assignment) = line.strip_prefix("#OH_") else {
+                continue;
+            };
+            let (name, value) = assignment.split_once('=').unwrap();
+            let setting = name.to_lowercase();
+            assert!(
+                FIELDS
+                    .iter()
+                    .any(|f| setting == f.name || setting.starts_with(&format!("{}_", f.name))),
+                "agent-server.env names OH_{name}, which is no setting"
+            );
+            env.insert(format!("OH_{name}"), value.to_string());
+        }
+        assert!(env.len() >= 10, "{env:?}");
+        env.insert(
+            CONFIG_PATH_ENV.into(),
+            format!("{ROOT}/no-such-config.json"),
+        );
+        let loaded = config::load(&env, &Overrides::default()).unwrap();
+        assert_eq!(loaded.session_api_keys.len(), 2);
+        assert_eq!(loaded.previous_secret_keys.len(), 1);
+        assert!(loaded.trust_forwarded_headers);
+    }
+}
