@@ -26,6 +26,8 @@ let
     PrivateTmp = true;
     PrivateDevices = true;
     PrivateIPC = true;
+    PrivateUsers = true;
+    PrivateMounts = true;
     ProtectKernelTunables = true;
     ProtectKernelModules = true;
     ProtectKernelLogs = true;

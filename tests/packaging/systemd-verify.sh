@@ -14,9 +14,9 @@
 # held to the same threshold.
 set -euo pipefail
 
-# In tenths (systemd-analyze takes an integer): 23 is the 2.3 recorded in
+# In tenths (systemd-analyze takes an integer): 19 is the 1.9 recorded in
 # packaging/OPERATIONS.md, so a weaker unit cannot slip in unnoticed.
-THRESHOLD=23
+THRESHOLD=19
 
 cd "$(dirname "$0")/../.."
 binary="$(realpath "${1:-target/x86_64-unknown-linux-musl/release/agent-server}")"
