@@ -953,7 +953,7 @@ mod tests {
         let (_dir, mut e) = with_file(r#"{"secret_key": "from-file"}"#, &[]);
 
         // A credentials directory without the key changes nothing.
-        e.insert(CREDENTIALS_DIRECTORY_ENV.into(), creds_dir.clone());
+        e.insert(CREDENTIALS_DIRECTORY_ENV.into(), creds_dir);
         let config = load(&e, &Overrides::default()).unwrap();
         assert_eq!(config.secret_key.as_deref(), Some("from-file"));
 
