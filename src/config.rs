@@ -4,7 +4,8 @@
 //! and the `OH_*` environment variables (upstream naming: `OH_SESSION_API_KEYS_0`,
 //! `OH_WEBHOOKS_0_BASE_URL`, …) map onto them directly. [`load`] layers, with
 //! figment, lowest first: built-in defaults, legacy variables (`SESSION_API_KEY`,
-//! …), the JSON file, `OH_*` variables, command-line flags.
+//! …), the JSON file, the systemd credential `secret-key` (`LoadCredential=`),
+//! `OH_*` variables, command-line flags.
 //!
 //! The environment is read through [`FIELDS`], a table that describes every
 //! field's type, because the upstream convention is schema-driven: a string
@@ -387,6 +388,12 @@ pub const CONFIG_PATH_ENV: &str = "OPENHANDS_AGENT_SERVER_CONFIG_PATH";
 /// The config file used when [`CONFIG_PATH_ENV`] is unset (relative to the working directory).
 pub const DEFAULT_CONFIG_PATH: &str = "workspace/openhands_agent_server_config.json";
 
+/// The variable systemd sets to the directory of a unit's credentials (`LoadCredential=`).
+pub const CREDENTIALS_DIRECTORY_ENV: &str = "CREDENTIALS_DIRECTORY";
+
+/// The credential holding `secret_key`, read from [`CREDENTIALS_DIRECTORY_ENV`].
+pub const SECRET_KEY_CREDENTIAL: &str = "secret-key";
+
 /// Settings given as command-line flags; they override every other source.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Overrides {
@@ -441,9 +448,11 @@ pub fn config_file_path(env: &Env) -> PathBuf {
 }
 
 /// Loads the effective configuration: defaults, legacy variables, the JSON
-/// file, `OH_*` variables, then `overrides`, each layer over the previous one.
+/// file, the `secret-key` credential, `OH_*` variables, then `overrides`,
+/// each layer over the previous one.
 pub fn load(env: &Env, overrides: &Overrides) -> Result<Config, ConfigError> {
     let file = read_json_file(&config_file_path(env))?;
+    let credential = read_secret_key_credential(env)?;
     let vars = env::read(env)?;
     let flags = Layer::new(
         Metadata::named("command-line flag").interpolater(|_: &Profile, keys: &[&str]| {
@@ -457,6 +466,7 @@ pub fn load(env: &Env, overrides: &Overrides) -> Result<Config, ConfigError> {
     ))
     .merge(Layer::new(env::metadata(vars.legacy_sources), vars.legacy))
     .merge(file)
+    .merge(credential)
     .merge(Layer::new(env::metadata(vars.sources), vars.values))
     .merge(flags);
     let mut config: Config = figment.extract().map_err(figment_error)?;
@@ -527,6 +537,37 @@ fn read_json_file(path: &Path) -> Result<Layer, ConfigError> {
         Err(e) => return Err(ConfigError::new(source, None, format!("invalid JSON: {e}"))),
     };
     let meta = Metadata::from("config file", figment::Source::File(path.to_path_buf()));
+    Ok(Layer::new(meta, data))
+}
+
+/// Reads `secret_key` from `$CREDENTIALS_DIRECTORY/secret-key`, so that
+/// under systemd (`LoadCredential=secret-key:…`) the key never sits in the
+/// environment. No directory or no such credential is an empty layer; an
+/// unreadable, non-UTF-8 or empty one is an error. Trailing line breaks are
+/// dropped, since key files are usually written with `echo`.
+fn read_secret_key_credential(env: &Env) -> Result<Layer, ConfigError> {
+    let mut data = Map::new();
+    let dir = env.get(CREDENTIALS_DIRECTORY_ENV).filter(|d| !d.is_empty());
+    let Some(dir) = dir else {
+        return Ok(Layer::new(Metadata::named("systemd credential"), data));
+    };
+    let path = Path::new(dir).join(SECRET_KEY_CREDENTIAL);
+    let source = format!("systemd credential {}", path.display());
+    let fail = |message: String| ConfigError::new(&source, Some("secret_key".into()), message);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Layer::new(Metadata::named("systemd credential"), data));
+        }
+        Err(e) => return Err(fail(format!("cannot read it: {e}"))),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| fail("is not UTF-8 text".into()))?;
+    let key = text.trim_end_matches(['\n', '\r']);
+    if key.trim().is_empty() {
+        return Err(fail("is empty".into()));
+    }
+    data.insert("secret_key".into(), Value::String(key.to_string()));
+    let meta = Metadata::from("systemd credential", figment::Source::File(path));
     Ok(Layer::new(meta, data))
 }
 
@@ -903,6 +944,48 @@ mod tests {
             .unwrap_err()
             .message
             .contains("invalid JSON"));
+    }
+
+    #[test]
+    fn secret_key_from_systemd_credential() {
+        let creds = tempfile::tempdir().unwrap();
+        let creds_dir = creds.path().display().to_string();
+        let (_dir, mut e) = with_file(r#"{"secret_key": "from-file"}"#, &[]);
+
+        // A credentials directory without the key changes nothing.
+        e.insert(CREDENTIALS_DIRECTORY_ENV.into(), creds_dir);
+        let config = load(&e, &Overrides::default()).unwrap();
+        assert_eq!(config.secret_key.as_deref(), Some("from-file"));
+
+        // The credential beats the file; the line break `echo` adds is not part of the key.
+        let key_path = creds.path().join(SECRET_KEY_CREDENTIAL);
+        std::fs::write(&key_path, "k3y with spaces \n").unwrap();
+        let config = load(&e, &Overrides::default()).unwrap();
+        assert_eq!(config.secret_key.as_deref(), Some("k3y with spaces "));
+
+        // OH_SECRET_KEY (or clearing it) still wins over the credential.
+        e.insert("OH_SECRET_KEY".into(), "from-env".into());
+        let config = load(&e, &Overrides::default()).unwrap();
+        assert_eq!(config.secret_key.as_deref(), Some("from-env"));
+        e.remove("OH_SECRET_KEY");
+        e.insert("OH_SECRET_KEY_IS_NONE".into(), "1".into());
+        assert_eq!(load(&e, &Overrides::default()).unwrap().secret_key, None);
+        e.remove("OH_SECRET_KEY_IS_NONE");
+
+        // Unusable credentials are errors that name the file, never silently no key.
+        std::fs::write(&key_path, "\n").unwrap();
+        let err = load(&e, &Overrides::default()).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("secret_key"));
+        assert!(err.source.starts_with("systemd credential "), "{err}");
+        assert!(err.source.ends_with("secret-key"), "{err}");
+        assert!(err.message.contains("empty"), "{err}");
+        std::fs::write(&key_path, [0xff, 0xfe]).unwrap();
+        let err = load(&e, &Overrides::default()).unwrap_err();
+        assert!(err.message.contains("UTF-8"), "{err}");
+        std::fs::remove_file(&key_path).unwrap();
+        std::fs::create_dir(&key_path).unwrap();
+        let err = load(&e, &Overrides::default()).unwrap_err();
+        assert!(err.message.contains("cannot read it"), "{err}");
     }
 
     #[test]

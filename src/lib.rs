@@ -28,6 +28,7 @@
 //! - [`secrets`]: age encryption at rest and the one masking function.
 //! - [`webhooks`]: batched event and conversation webhooks.
 //! - [`telemetry`]: tracing to journald or stderr.
+//! - [`healthcheck`]: the `healthcheck` subcommand for container health checks.
 //! - [`systemd`]: sd-notify readiness, watchdog, stopping; socket activation.
 //! - [`outbound`]: the one outgoing HTTP client (LLM calls, webhooks):
 //!   hyper + rustls with ring, system roots or compiled-in webpki roots.
@@ -38,6 +39,7 @@ pub mod api;
 pub mod bash;
 pub mod config;
 pub mod conversations;
+pub mod healthcheck;
 pub mod http;
 pub mod llm;
 pub mod outbound;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Variables meant for this process only; child processes (shells, browsers)
-/// must be started without them.
+/// are started without them ([`sanitized_env`](crate::util::env::sanitized_env)).
 pub const PRIVATE_ENV: &[&str] = &[
     "LISTEN_FDS",
     "LISTEN_PID",
@@ -21,6 +21,7 @@ pub const PRIVATE_ENV: &[&str] = &[
     "NOTIFY_SOCKET",
     "WATCHDOG_USEC",
     "WATCHDOG_PID",
+    "CREDENTIALS_DIRECTORY",
 ];
 
 /// The listening socket systemd passed as fd 3, if `LISTEN_FDS`/`LISTEN_PID`

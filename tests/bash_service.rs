@@ -127,7 +127,7 @@ async fn a_timeout_kills_the_group_and_reports_minus_one() {
         .trim()
         .parse()
         .unwrap();
-    assert!(!group_alive(pgid));
+    assert!(group_ends(pgid).await);
     service.shutdown().await;
 }
 

@@ -20,13 +20,21 @@ const SENSITIVE_PREFIXES: &[&str] = &[
 ];
 
 /// The server's environment without its credentials (upstream's
-/// `sanitized_env`), with `AI_AGENT=openhands` unless already set.
+/// `sanitized_env`) and without the variables systemd addressed to the
+/// server itself ([`PRIVATE_ENV`](crate::systemd::PRIVATE_ENV): a child that
+/// inherited `NOTIFY_SOCKET` could report readiness or feed the watchdog in
+/// the server's name), with `AI_AGENT=openhands` unless already set.
 pub fn sanitized_env() -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+    sanitize(std::env::vars_os())
+}
+
+fn sanitize(vars: impl Iterator<Item = (OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = vars
         .filter(|(key, _)| {
             let key = key.to_string_lossy();
             !SENSITIVE.contains(&key.as_ref())
                 && !SENSITIVE_PREFIXES.iter().any(|p| key.starts_with(p))
+                && !crate::systemd::PRIVATE_ENV.contains(&key.as_ref())
         })
         .collect();
     let has_agent = env
@@ -37,4 +45,34 @@ pub fn sanitized_env() -> Vec<(OsString, OsString)> {
         env.push(("AI_AGENT".into(), "openhands".into()));
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_systemd_variables_stay_with_the_server() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("OH_SECRET_KEY", "k"),
+            ("OH_SESSION_API_KEYS_0", "s"),
+            ("NOTIFY_SOCKET", "/run/systemd/notify"),
+            ("WATCHDOG_USEC", "30000000"),
+            ("LISTEN_FDS", "1"),
+            ("LISTEN_PID", "42"),
+            (
+                "CREDENTIALS_DIRECTORY",
+                "/run/credentials/agent-server.service",
+            ),
+            ("OH_PORT", "4004"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let mut kept: Vec<String> = sanitize(vars.into_iter())
+            .into_iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["AI_AGENT", "OH_PORT", "PATH"]);
+    }
 }
