@@ -12,11 +12,12 @@ const SENSITIVE: &[&str] = &[
     "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
 ];
 
-/// Prefixes of indexed credential settings (`OH_SESSION_API_KEYS_0`, …).
+/// Prefixes of credential settings, in their indexed (`OH_SESSION_API_KEYS_0`)
+/// and whole-list (`OH_SESSION_API_KEYS='[…]'`) forms.
 const SENSITIVE_PREFIXES: &[&str] = &[
-    "OH_SESSION_API_KEYS_",
-    "OH_PREVIOUS_SECRET_KEYS_",
-    "OH_WEBHOOKS_",
+    "OH_SESSION_API_KEYS",
+    "OH_PREVIOUS_SECRET_KEYS",
+    "OH_WEBHOOKS",
 ];
 
 /// The server's environment without its credentials (upstream's
@@ -57,6 +58,9 @@ mod tests {
             ("PATH", "/usr/bin"),
             ("OH_SECRET_KEY", "k"),
             ("OH_SESSION_API_KEYS_0", "s"),
+            ("OH_SESSION_API_KEYS", "[\"s\"]"),
+            ("OH_PREVIOUS_SECRET_KEYS", "[\"old\"]"),
+            ("OH_WEBHOOKS_0_HEADERS", "{\"Authorization\":\"x\"}"),
             ("NOTIFY_SOCKET", "/run/systemd/notify"),
             ("WATCHDOG_USEC", "30000000"),
             ("LISTEN_FDS", "1"),

@@ -151,7 +151,11 @@ impl Driver {
                 .local_addr()?
                 .port();
             let log = dir.join(format!("chromedriver-{port}.log"));
+            // Chromium inherits chromedriver's environment: neither may see the
+            // server's credentials or systemd's notify socket.
             let child = std::process::Command::new(&binary)
+                .env_clear()
+                .envs(crate::util::env::sanitized_env())
                 .arg(format!("--port={port}"))
                 .arg(format!("--log-path={}", log.display()))
                 .arg("--log-level=WARNING")
