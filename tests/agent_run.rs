@@ -204,6 +204,17 @@ async fn parallel_calls_chain_and_report_in_order() {
     assert_eq!(assistant.len(), 1);
     assert_eq!(assistant[0]["tool_calls"].as_array().unwrap().len(), 2);
     assert_eq!(msgs.iter().filter(|m| m["role"] == "tool").count(), 2);
+    // Run concurrently, the results are still stored in call order.
+    let mut body = h.body("parallel", &[]);
+    body["agent"]["tool_concurrency_limit"] = json!(4);
+    let id = create(&mut c, &body).await;
+    run(&mut c, &id).await;
+    wait_status(&mut c, &id, &["finished"]).await;
+    let evs = events(&mut c, &id).await;
+    let actions = of_kind(&evs, "ActionEvent");
+    let obs = of_kind(&evs, "ObservationEvent");
+    assert_eq!(obs[0]["action_id"], actions[0]["id"]);
+    assert_eq!(obs[1]["action_id"], actions[1]["id"]);
 }
 
 #[tokio::test]

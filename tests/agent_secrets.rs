@@ -25,13 +25,42 @@ use fake_llm::Turn;
 /// A planted conversation secret.
 const SECRET: &str = "sekrit-8d41c07e95";
 
+/// The value a lookup secret's URL serves.
+const LOOKED_UP: &str = "looked-up-3f0a9b27c1";
+
+/// Serves `LOOKED_UP` to every request on 127.0.0.1; counts the requests
+/// and keeps their heads.
+async fn lookup_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                sink.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).to_string());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{LOOKED_UP}",
+                    LOOKED_UP.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}/secret"), seen)
+}
+
 #[tokio::test]
 async fn secrets_never_leave_the_process_in_clear() {
     let mut h = Harness::start(&[("OH_SECRET_KEY", "test-secret-key")]).await;
     h.llm.add_script(
         "leak",
         vec![
-            Turn::tool("terminal", json!({"command": "echo value=$MY_TOKEN"})),
+            Turn::tool("terminal", json!({"command": "echo value=$MY_TOKEN looked=$LOOKED"})),
             Turn::tool(
                 "finish",
                 json!({"message": format!("the token was {SECRET}")}),
@@ -41,7 +70,11 @@ async fn secrets_never_leave_the_process_in_clear() {
     );
     let mut c = h.client().await;
     let mut body = h.body("leak", &["terminal"]);
-    body["secrets"] = json!({"MY_TOKEN": {"kind": "StaticSecret", "value": SECRET, "description": "a test token"}});
+    let (url, lookups) = lookup_server().await;
+    body["secrets"] = json!({
+        "MY_TOKEN": {"kind": "StaticSecret", "value": SECRET, "description": "a test token"},
+        "LOOKED": {"kind": "LookupSecret", "url": url, "headers": {"X-Ask": "please"}},
+    });
     body["agent"]["llm"]["stream"] = json!(true);
     let id = create(&mut c, &body).await;
     let mut socket = Socket::open(&h.server, &id).await;
@@ -55,9 +88,13 @@ async fn secrets_never_leave_the_process_in_clear() {
         obs["content"][0]["text"]
             .as_str()
             .unwrap()
-            .contains("value=<secret-hidden>"),
+            .contains("value=<secret-hidden> looked=<secret-hidden>"),
         "{obs}"
     );
+    // The lookup secret was fetched for the command, with its headers.
+    let heads = lookups.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1);
+    assert!(heads[0].to_lowercase().contains("x-ask: please"));
     // The streamed thought was masked although the secret spanned deltas.
     let streamed: String = socket
         .frames
@@ -109,6 +146,7 @@ async fn secrets_never_leave_the_process_in_clear() {
     .await;
     everything.push_str(&final_response.to_string());
     assert!(!everything.contains(SECRET), "the secret reached the wire");
+    assert!(!everything.contains(LOOKED_UP), "the looked-up secret reached the wire");
     // What the model was told back is masked too.
     let second = h.llm.requests()[1].body.to_string();
     assert!(second.contains("value=<secret-hidden>"));
@@ -118,9 +156,11 @@ async fn secrets_never_leave_the_process_in_clear() {
     let disk = read_tree(&h.data);
     assert!(disk.contains("<secret-hidden>"));
     assert!(!disk.contains(SECRET), "the secret reached the disk");
+    assert!(!disk.contains(LOOKED_UP), "the looked-up secret reached the disk");
     let log = h.server.stderr();
     assert!(!log.is_empty());
     assert!(!log.contains(SECRET), "the secret reached the log");
+    assert!(!log.contains(LOOKED_UP), "the looked-up secret reached the log");
 }
 
 #[tokio::test]

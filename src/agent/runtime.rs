@@ -29,7 +29,7 @@ use crate::tools::ToolSettings;
 use super::condenser;
 use super::errors::conversation_error;
 use super::prompt::{self, DynamicInput, PromptInput};
-use super::session::{pending_actions, Prepared, Session};
+use super::session::{Prepared, Session};
 use super::skills;
 use super::step::{call_llm, environment_message, record_usage, Step, StepError, INTERRUPTED};
 use super::title;
@@ -193,6 +193,7 @@ impl AgentRuntime {
             session: &session,
             prepared: &prepared,
             cancel: &cancel,
+            llm_micros: Default::default(),
         };
         match step.run().await {
             Ok(()) => Ok(()),
@@ -246,11 +247,11 @@ impl AgentRuntime {
         reason: &str,
     ) -> Result<(), AgentError> {
         let session = self.inner.session(conv.id());
-        let branch = session.branch(conv).await?;
+        let pending = session.pending(conv).await?;
         if conv.execution_status() == ExecutionStatus::WaitingForConfirmation {
             conv.set_execution_status(ExecutionStatus::Idle).await?;
         }
-        for action in pending_actions(&branch) {
+        for action in pending {
             let EventBody::Action(a) = &action.body else {
                 continue;
             };
@@ -579,6 +580,7 @@ impl Inner {
             conv.with_state(|s| (s.config.max_iterations, s.config.stuck_detection));
         let mut iteration: u64 = 0;
         loop {
+            let started = std::time::Instant::now();
             if cancel.is_cancelled() {
                 return Err(StepError::Cancelled);
             }
@@ -592,7 +594,7 @@ impl Inner {
                 _ => return Ok(()),
             }
             if stuck_detection {
-                let branch = session.branch(conv).await?;
+                let branch = session.tail(conv, super::stuck::WINDOW).await?;
                 let nudge = session.stuck().action_error_nudge(&branch);
                 if let Some(text) = nudge {
                     conv.append(environment_message(&text)).await?;
@@ -603,15 +605,23 @@ impl Inner {
             }
             {
                 let _step = session.step_lock.lock().await;
-                Step {
+                let step = Step {
                     inner: self,
                     conv,
                     session,
                     prepared,
                     cancel,
-                }
-                .run()
-                .await?;
+                    llm_micros: Default::default(),
+                };
+                step.run().await?;
+                let llm = step.llm_micros.load(Ordering::Relaxed);
+                tracing::debug!(
+                    conversation = %conv.id(),
+                    iteration,
+                    server_us = (started.elapsed().as_micros() as u64).saturating_sub(llm),
+                    llm_us = llm,
+                    "agent step"
+                );
             }
             iteration += 1;
             let status = conv.execution_status();
@@ -648,8 +658,7 @@ impl Inner {
         conv: &Arc<Conversation>,
         session: &Session,
     ) -> Result<(), ConversationError> {
-        let branch = session.branch(conv).await?;
-        for action in pending_actions(&branch) {
+        for action in session.pending(conv).await? {
             let EventBody::Action(a) = &action.body else {
                 continue;
             };

@@ -45,13 +45,58 @@ pub struct Control {
     pub closed: bool,
 }
 
-/// The active branch as read so far.
+/// The active branch as read so far, with what is still open, kept up to
+/// date as events arrive so a step does not rescan the whole history.
 #[derive(Default)]
 pub struct History {
     /// Log entries read.
     next_seq: u32,
     /// Events other than state updates, in log order.
     branch: Vec<Arc<Event>>,
+    /// Executable actions without an observation, rejection or agent error.
+    pending: Vec<Arc<Event>>,
+    /// Tool calls (executable or not) without any result yet.
+    unanswered: usize,
+}
+
+impl History {
+    fn ingest(&mut self, e: Arc<Event>) {
+        match &e.body {
+            EventBody::Action(a) => {
+                self.unanswered += 1;
+                if a.action.is_some() {
+                    self.pending.push(e.clone());
+                }
+            }
+            EventBody::Observation(o) => self.answer(|p| p.id == o.action_id),
+            EventBody::UserReject(o) => self.answer(|p| p.id == o.action_id),
+            EventBody::AgentError(o) => self.answer(|p| action_call(p) == Some(&o.tool_call_id)),
+            _ => {}
+        }
+        self.branch.push(e);
+    }
+
+    fn answer(&mut self, matches: impl Fn(&Event) -> bool) {
+        self.unanswered = self.unanswered.saturating_sub(1);
+        self.pending.retain(|p| !matches(p));
+    }
+}
+
+fn action_call(e: &Event) -> Option<&String> {
+    match &e.body {
+        EventBody::Action(a) => Some(&a.tool_call_id),
+        _ => None,
+    }
+}
+
+/// What a step needs to know about the history.
+pub struct Snapshot {
+    /// The active branch.
+    pub branch: Vec<Arc<Event>>,
+    /// Executable actions still waiting for a result, oldest first.
+    pub pending: Vec<Arc<Event>>,
+    /// Some tool call has no result yet (the view must drop it).
+    pub unanswered: bool,
 }
 
 /// One conversation's runtime state.
@@ -107,21 +152,53 @@ impl Session {
         lock(&self.control)
     }
 
-    /// The active branch, reading what the log gained since last time.
-    pub async fn branch(&self, conv: &Conversation) -> Result<Vec<Arc<Event>>, ConversationError> {
+    /// Reads what the log gained since last time.
+    async fn refresh<'a>(
+        &'a self,
+        conv: &Conversation,
+    ) -> Result<tokio::sync::MutexGuard<'a, History>, ConversationError> {
         let mut h = self.history.lock().await;
         let len = conv.log().len() as u32;
         if len > h.next_seq {
             let events = conv.events_between(h.next_seq, len).await?;
-            h.branch.extend(
-                events
-                    .into_iter()
-                    .filter(|e| !matches!(e.body, EventBody::StateUpdate(_)))
-                    .map(Arc::new),
-            );
+            for e in events {
+                if !matches!(e.body, EventBody::StateUpdate(_)) {
+                    h.ingest(Arc::new(e));
+                }
+            }
             h.next_seq = len;
         }
-        Ok(h.branch.clone())
+        Ok(h)
+    }
+
+    /// The active branch.
+    pub async fn branch(&self, conv: &Conversation) -> Result<Vec<Arc<Event>>, ConversationError> {
+        Ok(self.refresh(conv).await?.branch.clone())
+    }
+
+    /// The last `n` events of the active branch.
+    pub async fn tail(
+        &self,
+        conv: &Conversation,
+        n: usize,
+    ) -> Result<Vec<Arc<Event>>, ConversationError> {
+        let h = self.refresh(conv).await?;
+        Ok(h.branch[h.branch.len().saturating_sub(n)..].to_vec())
+    }
+
+    /// The branch with what is still open.
+    pub async fn snapshot(&self, conv: &Conversation) -> Result<Snapshot, ConversationError> {
+        let h = self.refresh(conv).await?;
+        Ok(Snapshot {
+            branch: h.branch.clone(),
+            pending: h.pending.clone(),
+            unanswered: h.unanswered > 0,
+        })
+    }
+
+    /// Executable actions still waiting for a result, oldest first.
+    pub async fn pending(&self, conv: &Conversation) -> Result<Vec<Arc<Event>>, ConversationError> {
+        Ok(self.refresh(conv).await?.pending.clone())
     }
 
     /// Remembers what the LLM is shown for an observation just stored.
@@ -166,35 +243,4 @@ impl Session {
     pub fn stuck(&self) -> MutexGuard<'_, StuckDetector> {
         lock(&self.stuck)
     }
-}
-
-/// Actions (with an `action`) left without an observation, rejection or
-/// agent error, oldest first.
-pub fn pending_actions(branch: &[Arc<Event>]) -> Vec<Arc<Event>> {
-    let mut done_actions = std::collections::HashSet::new();
-    let mut done_calls = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for e in branch.iter().rev() {
-        match &e.body {
-            EventBody::Observation(o) => {
-                done_actions.insert(o.action_id.as_str());
-            }
-            EventBody::UserReject(o) => {
-                done_actions.insert(o.action_id.as_str());
-            }
-            EventBody::AgentError(o) => {
-                done_calls.insert(o.tool_call_id.as_str());
-            }
-            EventBody::Action(a)
-                if a.action.is_some()
-                    && !done_actions.contains(e.id.as_str())
-                    && !done_calls.contains(a.tool_call_id.as_str()) =>
-            {
-                out.push(e.clone());
-            }
-            _ => {}
-        }
-    }
-    out.reverse();
-    out
 }

@@ -23,7 +23,7 @@ use super::calls::{convert, Converted, ResponseExtras};
 use super::condenser::{self, Plan, Requirement};
 use super::runtime::Inner;
 use super::security;
-use super::session::{pending_actions, Prepared, Session};
+use super::session::{Prepared, Session};
 use super::view::{describe, View};
 
 /// The nudge after a reply with neither text nor tool calls.
@@ -70,19 +70,23 @@ pub struct Step<'a> {
     pub prepared: &'a Prepared,
     /// Cancelled by interrupt or close.
     pub cancel: &'a CancellationToken,
+    /// Microseconds spent waiting for the provider in this step (what is
+    /// left of the step is the server's own time).
+    pub llm_micros: std::sync::atomic::AtomicU64,
 }
 
 impl Step<'_> {
     /// Runs the step.
     pub async fn run(&self) -> Result<(), StepError> {
-        let branch = self.session.branch(self.conv).await?;
-        let pending = pending_actions(&branch);
-        if !pending.is_empty() {
-            tracing::info!(conversation = %self.conv.id(), count = pending.len(), "executing pending actions");
-            return self.execute(pending).await;
+        let history = self.session.snapshot(self.conv).await?;
+        if !history.pending.is_empty() {
+            tracing::info!(conversation = %self.conv.id(), count = history.pending.len(), "executing pending actions");
+            return self.execute(history.pending).await;
         }
-        let mut view = View::from_branch(&branch);
-        view.enforce_tool_pairs();
+        let mut view = View::from_branch(&history.branch);
+        if history.unanswered {
+            view.enforce_tool_pairs();
+        }
         let obs = |e: &Event, o: &ObservationEvent| self.session.observation_content(e, o);
         let messages = view.to_messages(&obs);
         if let Some(c) = &self.prepared.agent.condenser {
@@ -171,7 +175,7 @@ impl Step<'_> {
         tools: Vec<ToolSchema>,
         stream: bool,
     ) -> Result<CompletionResponse, LlmError> {
-        call_llm(
+        let result = call_llm(
             self.inner,
             self.conv,
             config,
@@ -180,7 +184,14 @@ impl Step<'_> {
             stream,
             self.cancel,
         )
-        .await
+        .await;
+        if let Ok(r) = &result {
+            self.llm_micros.fetch_add(
+                (r.usage.latency * 1e6) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        result
     }
 
     /// Records a call's usage under the LLM's `usage_id`: with a `stats`

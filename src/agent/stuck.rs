@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::api::event::{Event, EventBody, Source};
 
 /// Events of the branch looked at.
-const WINDOW: usize = 20;
+pub const WINDOW: usize = 20;
 /// Same action and observation this many times.
 const ACTION_OBSERVATION: usize = 4;
 /// Same action failing more than this many times (nudged at exactly this many).
