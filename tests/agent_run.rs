@@ -570,3 +570,47 @@ async fn the_live_sequence_matches_the_python_servers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["response"], "All three steps done.");
 }
+
+#[tokio::test]
+async fn tool_set_up_is_checked_when_the_agent_starts() {
+    let h = Harness::start(&[]).await;
+    h.llm.add_script(
+        "tools",
+        vec![Turn::tool("finish", json!({"message": "ok"}))],
+    );
+    let mut c = h.client().await;
+    // A name the server does not provide is refused at creation.
+    let (status, body) = call(
+        &mut c,
+        Method::POST,
+        "/api/conversations",
+        Some(&h.body("tools", &["no_such_tool"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("no_such_tool"));
+    // Duplicates fail the run with a conversation error.
+    let id = create(&mut c, &h.body("tools", &["glob", "glob"])).await;
+    run(&mut c, &id).await;
+    wait_status(&mut c, &id, &["error"]).await;
+    let evs = events(&mut c, &id).await;
+    let err = of_kind(&evs, "ConversationErrorEvent");
+    assert_eq!(err[0]["code"], "ValueError");
+    assert!(err[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Duplicate tool names"));
+    // The regex keeps matching names (anchored at the start); built-ins stay.
+    let mut body = h.body("tools", &["glob", "grep", "task_tracker"]);
+    body["agent"]["filter_tools_regex"] = json!("g");
+    let id = create(&mut c, &body).await;
+    run(&mut c, &id).await;
+    wait_status(&mut c, &id, &["finished"]).await;
+    let names: Vec<String> = agent_requests(&h).last().unwrap().body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["glob", "grep", "finish", "think"]);
+}

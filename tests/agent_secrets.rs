@@ -42,7 +42,9 @@ async fn lookup_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 let n = sock.read(&mut buf).await.unwrap_or(0);
-                sink.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).to_string());
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).to_string());
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{LOOKED_UP}",
                     LOOKED_UP.len()
@@ -60,7 +62,10 @@ async fn secrets_never_leave_the_process_in_clear() {
     h.llm.add_script(
         "leak",
         vec![
-            Turn::tool("terminal", json!({"command": "echo value=$MY_TOKEN looked=$LOOKED"})),
+            Turn::tool(
+                "terminal",
+                json!({"command": "echo value=$MY_TOKEN looked=$LOOKED"}),
+            ),
             Turn::tool(
                 "finish",
                 json!({"message": format!("the token was {SECRET}")}),
@@ -146,7 +151,10 @@ async fn secrets_never_leave_the_process_in_clear() {
     .await;
     everything.push_str(&final_response.to_string());
     assert!(!everything.contains(SECRET), "the secret reached the wire");
-    assert!(!everything.contains(LOOKED_UP), "the looked-up secret reached the wire");
+    assert!(
+        !everything.contains(LOOKED_UP),
+        "the looked-up secret reached the wire"
+    );
     // What the model was told back is masked too.
     let second = h.llm.requests()[1].body.to_string();
     assert!(second.contains("value=<secret-hidden>"));
@@ -156,11 +164,17 @@ async fn secrets_never_leave_the_process_in_clear() {
     let disk = read_tree(&h.data);
     assert!(disk.contains("<secret-hidden>"));
     assert!(!disk.contains(SECRET), "the secret reached the disk");
-    assert!(!disk.contains(LOOKED_UP), "the looked-up secret reached the disk");
+    assert!(
+        !disk.contains(LOOKED_UP),
+        "the looked-up secret reached the disk"
+    );
     let log = h.server.stderr();
     assert!(!log.is_empty());
     assert!(!log.contains(SECRET), "the secret reached the log");
-    assert!(!log.contains(LOOKED_UP), "the looked-up secret reached the log");
+    assert!(
+        !log.contains(LOOKED_UP),
+        "the looked-up secret reached the log"
+    );
 }
 
 #[tokio::test]
