@@ -77,7 +77,7 @@ async fn run_while_running_and_pause_between_steps() {
     assert_eq!(h.llm.requests().len(), 1, "no LLM call after the pause");
     // Resume.
     assert_eq!(run(&mut c, &id).await, StatusCode::OK);
-    wait_status(&mut c, &id, &["finished"]).await;
+    socket.until_state(&["finished"]).await;
     let evs = events(&mut c, &id).await;
     assert_eq!(of_kind(&evs, "ObservationEvent").len(), 2);
     // From finished without a new message the run ends at once.

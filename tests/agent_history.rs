@@ -88,8 +88,10 @@ async fn each_stuck_pattern_ends_the_run() {
     );
     let mut c = h.client().await;
     let id = create(&mut c, &h.body("recover", &[])).await;
+    let mut socket = agent_util::Socket::open(&h.server, &id).await;
     run(&mut c, &id).await;
-    wait_status(&mut c, &id, &["stuck"]).await;
+    // The run's last snapshot: the loop has stopped.
+    socket.until_state(&["stuck"]).await;
     send(&mut c, &id, "try something else", false).await;
     assert_eq!(info(&mut c, &id).await["execution_status"], "idle");
 }

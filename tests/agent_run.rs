@@ -311,8 +311,10 @@ async fn the_iteration_limit_ends_the_run_with_an_error() {
     let mut body = h.body("loop", &[]);
     body["max_iterations"] = json!(2);
     let id = create(&mut c, &body).await;
+    let mut socket = Socket::open(&h.server, &id).await;
     run(&mut c, &id).await;
-    wait_status(&mut c, &id, &["error"]).await;
+    // The run's last snapshot: the task has ended and a new run may start.
+    socket.until_state(&["error"]).await;
     let evs = events(&mut c, &id).await;
     let err = of_kind(&evs, "ConversationErrorEvent");
     assert_eq!(err.len(), 1);

@@ -544,7 +544,8 @@ impl Inner {
                     }
                 }
                 StepError::Llm(e) => {
-                    tracing::warn!(conversation = %conv.id(), code = e.code(), detail = %e.detail, "run failed");
+                    let masked = conv.masker().mask_str(&e.detail).into_owned();
+                    tracing::warn!(conversation = %conv.id(), code = e.code(), detail = %masked, "run failed");
                     let (code, detail) = if e.kind == LlmErrorKind::Authentication {
                         ("LLMAuthenticationError", AUTH_DETAIL)
                     } else {
@@ -553,7 +554,8 @@ impl Inner {
                     let _ = self.fail(conv, code, detail).await;
                 }
                 StepError::Failed(code, detail) => {
-                    tracing::warn!(conversation = %conv.id(), %code, %detail, "run failed");
+                    let masked = conv.masker().mask_str(&detail).into_owned();
+                    tracing::warn!(conversation = %conv.id(), %code, detail = %masked, "run failed");
                     let _ = self.fail(conv, &code, &detail).await;
                 }
             }
@@ -728,7 +730,13 @@ async fn run_task(
         // order before they return), so this snapshot comes after them.
         conv.publish_full_state().await;
         let mut c = session.control();
-        if c.rerun && !c.closed && conv.execution_status() == ExecutionStatus::Idle {
+        // A run asked for while this one was ending: input that arrived
+        // (`idle`) or an accept of the pending actions. A pause wins.
+        let again = matches!(
+            conv.execution_status(),
+            ExecutionStatus::Idle | ExecutionStatus::WaitingForConfirmation
+        );
+        if c.rerun && !c.closed && again {
             c.rerun = false;
             c.cancel = CancellationToken::new();
             continue;

@@ -517,7 +517,8 @@ impl Step<'_> {
                 Err(e) if e.is_cancelled() => return Err(StepError::Cancelled),
                 Err(e) => {
                     attempts -= 1;
-                    tracing::warn!(conversation = %self.conv.id(), error = %e, "summarising for condensation failed");
+                    let masked = self.conv.masker().mask_str(&e.to_string()).into_owned();
+                    tracing::warn!(conversation = %self.conv.id(), error = %masked, "summarising for condensation failed");
                     if plan.requirement == Requirement::Soft {
                         return Ok(None);
                     }
