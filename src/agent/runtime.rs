@@ -178,7 +178,9 @@ impl AgentRuntime {
             .await?;
         let inner = &self.inner;
         let session = inner.session(conv.id());
-        if session.control().active {
+        // A running loop condenses at its next step; actions waiting for
+        // confirmation must not run as a side effect of condensing.
+        if session.control().active || !session.pending(conv).await?.is_empty() {
             return Ok(());
         }
         let prepared = inner
@@ -226,7 +228,7 @@ impl AgentRuntime {
         let mut config = llm.unwrap_or_else(|| conv.agent().llm);
         config.stream = false;
         let prompt = conv.with_state(|s| s.config.prompt.clone());
-        Ok(self
+        let (title, _) = self
             .inner
             .title_for(
                 conv,
@@ -236,7 +238,8 @@ impl AgentRuntime {
                 prompt.as_deref(),
                 announce,
             )
-            .await)
+            .await;
+        Ok(title)
     }
 
     /// `respond_to_confirmation` with `accept: false`: every pending action
@@ -443,7 +446,7 @@ impl Inner {
     }
 
     /// The title for `text`: the LLM's, or the message itself when the
-    /// call fails (then a non-fatal `ConversationErrorEvent` is stored).
+    /// call fails (the failure is returned alongside).
     async fn title_for(
         &self,
         conv: &Arc<Conversation>,
@@ -452,7 +455,7 @@ impl Inner {
         max_length: u64,
         prompt: Option<&str>,
         announce: bool,
-    ) -> String {
+    ) -> (String, Option<crate::llm::LlmError>) {
         let messages = title::request(text, max_length, prompt);
         let result = call_llm(
             self,
@@ -469,15 +472,13 @@ impl Inner {
                 if let Err(e) = record_usage(conv, config, &resp, announce).await {
                     tracing::warn!(conversation = %conv.id(), error = %e, "could not record the title call");
                 }
-                title::from_reply(&resp.message, max_length)
-                    .unwrap_or_else(|| title::fallback(text, max_length))
+                let title = title::from_reply(&resp.message, max_length)
+                    .unwrap_or_else(|| title::fallback(text, max_length));
+                (title, None)
             }
             Err(e) => {
                 tracing::warn!(conversation = %conv.id(), code = e.code(), "title generation failed; using the message");
-                if let Err(err) = conv.append(conversation_error(e.code(), e.detail())).await {
-                    tracing::warn!(conversation = %conv.id(), error = %err, "could not store the title error");
-                }
-                title::fallback(text, max_length)
+                (title::fallback(text, max_length), Some(e))
             }
         }
     }
@@ -494,9 +495,15 @@ impl Inner {
             c
         };
         let prompt = conv.with_state(|s| s.config.prompt.clone());
-        let title = self
+        let (title, failure) = self
             .title_for(&conv, &text, &config, 50, prompt.as_deref(), true)
             .await;
+        // The automatic title reports its failure (non-fatal), as Python does.
+        if let Some(e) = failure {
+            if let Err(err) = conv.append(conversation_error(e.code(), e.detail())).await {
+                tracing::warn!(conversation = %conv.id(), error = %err, "could not store the title error");
+            }
+        }
         let service = self.service.get().and_then(Weak::upgrade);
         if conv.with_state(|s| s.title.is_none()) {
             let saved = match service {
