@@ -15,6 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::agent::AgentRuntime;
 use crate::bash::BashServices;
 use crate::config::Config;
 use crate::conversations::{ConversationService, ServiceOptions};
@@ -53,6 +54,8 @@ pub struct AppState {
     conversations: OnceLock<Arc<dyn ConversationLookup>>,
     /// The conversation service, set once at start-up before the server is ready.
     conversation_service: OnceLock<Arc<ConversationService>>,
+    /// The agent runtime, set once at start-up with the conversation service.
+    agent: OnceLock<AgentRuntime>,
     /// The one outgoing HTTP client (LLM calls, webhooks).
     pub outbound: Outbound,
     /// Cancelled when shutdown begins; long-lived tasks (WebSockets, agent
@@ -74,6 +77,7 @@ impl AppState {
             ),
             conversations: OnceLock::new(),
             conversation_service: OnceLock::new(),
+            agent: OnceLock::new(),
             outbound: Outbound::new(),
             config,
             shutdown: CancellationToken::new(),
@@ -98,6 +102,20 @@ impl AppState {
     /// The conversation service; `None` until start-up installed it.
     pub fn conversation_service(&self) -> Option<&Arc<ConversationService>> {
         self.conversation_service.get()
+    }
+
+    /// Creates the agent runtime and installs it as the conversation
+    /// service's runner; `false` if one was installed already.
+    pub fn install_agent(&self, service: &Arc<ConversationService>) -> bool {
+        let runtime =
+            AgentRuntime::new(self.outbound.clone(), registry::tool_settings(&self.config));
+        runtime.attach(service);
+        self.agent.set(runtime).is_ok()
+    }
+
+    /// The agent runtime; `None` until start-up installed it.
+    pub fn agent(&self) -> Option<&AgentRuntime> {
+        self.agent.get()
     }
 
     /// The conversation `id`'s place; `None` when it is unknown (or no
@@ -208,6 +226,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let conversations = start_conversations(&state).await?;
     state.set_conversation_service(conversations.clone());
+    state.install_agent(&conversations);
     // Opened in the background (its index is a directory listing) so an
     // unusable events directory shows in the log at start without delaying
     // readiness; the routes try again on every call.

@@ -432,6 +432,15 @@ impl Conversation {
         Ok(())
     }
 
+    /// Changes state without a state-update event, as the Python server
+    /// does for in-place mutations (LLM usage of calls nobody streams,
+    /// activated skills, LLM registration); written shortly after.
+    pub fn update_quietly(self: &Arc<Self>, change: impl FnOnce(&mut ConversationState)) {
+        change(&mut self.lock_state());
+        self.entry.invalidate_info();
+        self.schedule_persist();
+    }
+
     /// Sets `execution_status` (with its state-update event, `metadata.json`
     /// written at once), unless it already has that value. Ending statuses
     /// (`finished`, `error`, `stuck`) `fdatasync` the log first.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 pub use futures_util::future::BoxFuture;
 
+use crate::api::event::MessageEvent;
 use crate::conversations::Conversation;
 
 /// Why a run did not start.
@@ -67,6 +68,28 @@ pub trait Runner: Send + Sync + 'static {
     /// down: stop everything and release tools (terminal, browser…). Must
     /// return within a few seconds.
     fn close(&self, conversation: Arc<Conversation>) -> BoxFuture<'static, ()>;
+
+    /// A user message is about to be stored: the runtime initialises the
+    /// agent on first use (so the `SystemPromptEvent` precedes the first
+    /// message) and may add keyword-triggered skill text. Returns the
+    /// message to store.
+    fn prepare_message(
+        &self,
+        _conversation: Arc<Conversation>,
+        message: MessageEvent,
+    ) -> BoxFuture<'static, MessageEvent> {
+        Box::pin(async move { message })
+    }
+
+    /// A user message was stored (with its `last_user_message_id` update):
+    /// the runtime may start the automatic title.
+    fn message_stored(
+        &self,
+        _conversation: Arc<Conversation>,
+        _message: MessageEvent,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The runner used until the agent runtime exists: nothing runs.

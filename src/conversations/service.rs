@@ -1159,25 +1159,30 @@ impl ConversationService {
         let mut msg = Message::user("");
         msg.role = Role::User;
         msg.content = req.content;
-        let event = Event::with_source(
-            Source::User,
-            EventBody::Message(MessageEvent {
-                llm_message: msg,
-                llm_response_id: None,
-                activated_skills: vec![],
-                extended_content: vec![],
-                sender: None,
-                critic_result: None,
-            }),
-        );
+        let runner = self.runner();
+        let message = runner
+            .prepare_message(
+                conv.clone(),
+                MessageEvent {
+                    llm_message: msg,
+                    llm_response_id: None,
+                    activated_skills: vec![],
+                    extended_content: vec![],
+                    sender: None,
+                    critic_result: None,
+                },
+            )
+            .await;
+        let event = Event::with_source(Source::User, EventBody::Message(message.clone()));
         let appended = conv.append(event).await.map_err(ServiceError::from)?;
         conv.set_last_user_message_id(&appended.id)
             .await
             .map_err(ServiceError::from)?;
+        runner.message_stored(conv.clone(), message).await;
         if !req.run {
             return Ok(SendOutcome::Stored);
         }
-        match self.runner().run(conv.clone()).await {
+        match runner.run(conv.clone()).await {
             Ok(()) | Err(RunError::AlreadyRunning) => Ok(SendOutcome::Stored),
             Err(RunError::Unavailable) => {
                 tracing::debug!(conversation = %conv.id(), "message stored; no agent runtime installed");

@@ -525,15 +525,18 @@ fn build_body(
     features: &Features,
     request: &CompletionRequest,
 ) -> Result<Value, LlmError> {
-    let messages = if features.prompt_cache {
-        with_cache_markers(&request.messages)
+    // Only the cache markers need a copy of the history.
+    let marked;
+    let messages: &[Message] = if features.prompt_cache {
+        marked = with_cache_markers(&request.messages);
+        &marked
     } else {
-        request.messages.clone()
+        &request.messages
     };
     let mut body = match route.api {
-        Api::Chat => chat::build_body(config, route, features, request, &messages)?,
-        Api::Responses => responses::build_body(config, route, features, request, &messages)?,
-        Api::Anthropic => anthropic::build_body(config, route, features, request, &messages)?,
+        Api::Chat => chat::build_body(config, route, features, request, messages)?,
+        Api::Responses => responses::build_body(config, route, features, request, messages)?,
+        Api::Anthropic => anthropic::build_body(config, route, features, request, messages)?,
     };
     for (k, v) in &config.litellm_extra_body {
         body.insert(k.clone(), v.clone());

@@ -98,6 +98,27 @@ impl Observation {
     }
 }
 
+/// What the LLM is shown for a stored observation object (before the
+/// agent's error prefix): the tool's own rendering for the terminal and the
+/// browser, the `content` parts for every other tool. Lets the agent rebuild
+/// its view from `events.jsonl` alone.
+pub fn llm_content_from_json(observation: &Map<String, Value>) -> Vec<Content> {
+    match observation.get("kind").and_then(Value::as_str) {
+        Some("TerminalObservation") => terminal::llm_content_from_json(observation),
+        Some("BrowserObservation") => browser::llm_content_from_json(observation),
+        _ => observation
+            .get("content")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|c| crate::api::message::content_from_value(c).ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
 /// Why an action could not be executed. Both become an `AgentErrorEvent`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToolError {

@@ -51,7 +51,9 @@ pub fn start_body(working_dir: &Path) -> Value {
                   "tools": [{"name": "terminal"}, {"name": "file_editor"}, {"name": "task_tracker"}]},
         "secrets": {"MY_TOKEN": {"kind": "StaticSecret", "value": SECRET}},
         "tags": {"team": "core"},
-        "max_iterations": 50
+        "max_iterations": 50,
+        // The agent would title the conversation with an LLM nobody serves here.
+        "autotitle": false
     })
 }
 

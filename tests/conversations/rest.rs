@@ -602,13 +602,16 @@ async fn event_routes_filters_and_forms() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(e["detail"][0]["type"], "literal_error");
 
+    // The agent's system prompt comes before the first message.
     let events = all_events(&mut c, &id).await;
-    assert_eq!(events.len(), 6);
+    assert_eq!(events.len(), 7);
+    assert_eq!(events[0]["kind"], "SystemPromptEvent");
     assert!(events[0].get("parent_id").is_none());
     assert_eq!(events[1]["parent_id"], events[0]["id"]);
-    assert_eq!(events[2]["parent_id"], events[0]["id"]);
+    assert_eq!(events[2]["parent_id"], events[1]["id"]);
+    assert_eq!(events[3]["parent_id"], events[1]["id"]);
     assert_eq!(
-        events[2]["llm_message"]["content"][0]["text"],
+        events[3]["llm_message"]["content"][0]["text"],
         "second message"
     );
 
@@ -617,13 +620,14 @@ async fn event_routes_filters_and_forms() {
         async move { format!("{base}/count{q}") }
     };
     let checks = [
-        ("", 6),
+        ("", 7),
         ("?kind=MessageEvent", 3),
         (
             "?kind=openhands.sdk.event.llm_convertible.message.MessageEvent",
             3,
         ),
         ("?kind=ConversationStateUpdateEvent", 3),
+        ("?kind=SystemPromptEvent", 1),
         ("?kind=Nope", 0),
         ("?source=user", 3),
         ("?source=environment", 3),
@@ -635,7 +639,7 @@ async fn event_routes_filters_and_forms() {
         let (status, body) = call(&mut c, Method::GET, &count(q).await, None).await;
         assert_eq!((status, body), (StatusCode::OK, json!(n)), "{q}");
     }
-    let mid = events[2]["timestamp"].as_str().unwrap().to_string();
+    let mid = events[3]["timestamp"].as_str().unwrap().to_string();
     let (_, n) = call(
         &mut c,
         Method::GET,
@@ -659,7 +663,7 @@ async fn event_routes_filters_and_forms() {
         None,
     )
     .await;
-    assert_eq!(n, json!(2));
+    assert_eq!(n, json!(3));
 
     // Search: filters, descending order, paging, bogus page id.
     let (_, s) = call(
@@ -670,7 +674,7 @@ async fn event_routes_filters_and_forms() {
     )
     .await;
     assert_eq!(s["items"].as_array().unwrap().len(), 2);
-    assert_eq!(s["next_page_id"], events[4]["id"]);
+    assert_eq!(s["next_page_id"], events[5]["id"]);
     let (_, s) = call(
         &mut c,
         Method::GET,
@@ -678,19 +682,19 @@ async fn event_routes_filters_and_forms() {
         None,
     )
     .await;
-    assert_eq!(s["items"][0]["id"], events[5]["id"]);
-    assert_eq!(s["next_page_id"], events[3]["id"]);
+    assert_eq!(s["items"][0]["id"], events[6]["id"]);
+    assert_eq!(s["next_page_id"], events[4]["id"]);
     let (_, s) = call(
         &mut c,
         Method::GET,
         &format!(
             "{base}/search?sort_order=TIMESTAMP_DESC&limit=2&page_id={}",
-            events[3]["id"].as_str().unwrap()
+            events[4]["id"].as_str().unwrap()
         ),
         None,
     )
     .await;
-    assert_eq!(s["items"][0]["id"], events[3]["id"]);
+    assert_eq!(s["items"][0]["id"], events[4]["id"]);
     let (_, s) = call(
         &mut c,
         Method::GET,
@@ -710,11 +714,20 @@ async fn event_routes_filters_and_forms() {
     }
 
     // One event: the full form, nulls included.
-    let first = events[0]["id"].as_str().unwrap();
-    let (status, e) = call(&mut c, Method::GET, &format!("{base}/{first}"), None).await;
+    let (status, e) = call(
+        &mut c,
+        Method::GET,
+        &format!("{base}/{}", events[0]["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(e["parent_id"], Value::Null);
+    let first = events[1]["id"].as_str().unwrap();
+    let (status, e) = call(&mut c, Method::GET, &format!("{base}/{first}"), None).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(e["llm_message"]["tool_calls"], Value::Null);
+    assert_eq!(e["llm_message"]["name"], Value::Null);
     let (status, e) = call(
         &mut c,
         Method::GET,
@@ -731,7 +744,7 @@ async fn event_routes_filters_and_forms() {
     assert_eq!(b[0]["id"], first);
     assert_eq!(b[0]["sender"], Value::Null);
     assert_eq!(b[1], Value::Null);
-    let second = events[1]["id"].as_str().unwrap();
+    let second = events[2]["id"].as_str().unwrap();
     let (_, b) = call(
         &mut c,
         Method::GET,

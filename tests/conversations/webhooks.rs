@@ -95,7 +95,7 @@ async fn event_batches_conversation_posts_and_retries() {
     let tmp = tempfile::tempdir().unwrap();
     // Two failures: the first post succeeds on its third attempt.
     let (base, seen) = receiver(2).await;
-    let config = json!({"webhooks": [{"base_url": base, "headers": {"X-Test": "yes"}, "event_buffer_size": 3,
+    let config = json!({"webhooks": [{"base_url": base, "headers": {"X-Test": "yes"}, "event_buffer_size": 4,
         "flush_delay": 0.5, "num_retries": 3, "retry_delay": 0.1}]});
     let srv = builder(&tmp.path().join("data"), Some("k"))
         .config_file(&config)
@@ -104,7 +104,7 @@ async fn event_batches_conversation_posts_and_retries() {
     let id = create(&mut c, &start_body(&tmp.path().join("ws"))).await;
     let hex = id.replace('-', "");
     send(&mut c, &id, "one").await;
-    // full_state + message + state update: a full batch of 3.
+    // full_state + the agent's system prompt + message + state update: a full batch of 4.
     wait_until(&seen, |s| s.iter().any(|(p, _, _)| p.contains("/events/"))).await;
     send(&mut c, &id, "two").await;
     // 2 more events: a partial batch, posted after flush_delay.
@@ -139,15 +139,16 @@ async fn event_batches_conversation_posts_and_retries() {
         .filter(|(p, _, _)| *p == format!("/hook/events/{hex}"))
         .map(|(_, _, b)| b)
         .collect();
-    assert_eq!(batches[0].as_array().unwrap().len(), 3);
+    assert_eq!(batches[0].as_array().unwrap().len(), 4);
     let events: Vec<&Value> = batches
         .iter()
         .flat_map(|b| b.as_array().unwrap().iter())
         .collect();
     assert_eq!(events[0]["key"], "full_state", "the snapshot comes first");
     assert_eq!(events[0]["parent_id"], Value::Null, "nulls included");
-    assert_eq!(events[1]["llm_message"]["content"][0]["text"], "one");
-    assert_eq!(events[3]["llm_message"]["content"][0]["text"], "two");
+    assert_eq!(events[1]["kind"], "SystemPromptEvent");
+    assert_eq!(events[2]["llm_message"]["content"][0]["text"], "one");
+    assert_eq!(events[4]["llm_message"]["content"][0]["text"], "two");
     assert_eq!(
         batches[1].as_array().unwrap().len(),
         2,
@@ -196,7 +197,8 @@ async fn a_dead_receiver_never_slows_the_server() {
         None,
     )
     .await;
-    assert_eq!((status, n), (StatusCode::OK, json!(60)));
+    // 30 messages with their state updates, after the agent's system prompt.
+    assert_eq!((status, n), (StatusCode::OK, json!(61)));
     let exit = srv.terminate();
     assert_eq!(exit.code(), Some(0));
     assert!(

@@ -1,6 +1,7 @@
 //! The route table. Each file registers its own routes and schemas; this one
 //! only lists the files.
 
+pub mod agent;
 pub mod bash;
 pub mod bash_socket;
 pub mod conversations;
@@ -26,6 +27,7 @@ pub fn table() -> RouteTable {
     docs::register(&mut table);
     conversations::register(&mut table);
     events::register(&mut table);
+    agent::register(&mut table);
     sockets::register(&mut table);
     table
 }

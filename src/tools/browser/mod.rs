@@ -48,6 +48,7 @@ pub use driver::{
     browser_available, browser_root_dir, check_browser, known_availability, processes_with_marker,
     shutdown_browsers, APT_HINT,
 };
+pub use observation::llm_content_from_json;
 
 use definitions::{BrowserToolKind, ALL_KINDS};
 use session::BrowserSet;

@@ -135,6 +135,57 @@ pub async fn render(outcome: Outcome, save_dir: PathBuf) -> Observation {
     Observation { json, llm_content }
 }
 
+/// What the LLM was shown for a stored `BrowserObservation` (the view is
+/// rebuilt from `events.jsonl` after a restart): the text, the screenshot
+/// note and the image. The saved-output path of a truncated text is not
+/// known any more, so the plain notice stands in for it.
+pub fn llm_content_from_json(observation: &Map<String, Value>) -> Vec<Content> {
+    let mut parts = Vec::new();
+    let text: String = observation
+        .get("content")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|c| c.get("text").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !text.is_empty() {
+        parts.push(Content::text(maybe_truncate(
+            &text,
+            TEXT_CONTENT_LIMIT,
+            DEFAULT_TRUNCATE_NOTICE,
+            None,
+        )));
+    }
+    if let Some(data) = observation.get("screenshot_data").and_then(Value::as_str) {
+        if let Some(dir) = observation
+            .get("full_output_save_dir")
+            .and_then(Value::as_str)
+        {
+            let digest = Sha256::digest(data.as_bytes());
+            let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            let ext = match mime_type(data).rsplit('/').next() {
+                Some("jpeg") => "jpg",
+                Some(other) => other,
+                None => "png",
+            };
+            parts.push(Content::text(format!(
+                "Screenshot saved to: {}",
+                Path::new(dir)
+                    .join(format!("browser_screenshot_{hash}.{ext}"))
+                    .display()
+            )));
+        }
+        parts.push(Content::image(format!(
+            "data:{};base64,{data}",
+            mime_type(data)
+        )));
+    }
+    parts
+}
+
 /// A serde_json formatter that escapes every non-ASCII character, like
 /// Python's `json.dumps` (default `ensure_ascii=True`).
 struct AsciiPretty<'a>(serde_json::ser::PrettyFormatter<'a>);

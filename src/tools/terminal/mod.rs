@@ -588,6 +588,19 @@ pub fn llm_text(observation: &Map<String, Value>) -> String {
     out
 }
 
+/// What the LLM was shown for a stored `TerminalObservation` (the view is
+/// rebuilt from `events.jsonl` after a restart): [`llm_text`], truncated
+/// like the live rendering (the saved-output notice was already placed in
+/// the stored text when it mattered).
+pub fn llm_content_from_json(observation: &Map<String, Value>) -> Vec<Content> {
+    vec![Content::text(maybe_truncate(
+        &llm_text(observation),
+        MAX_OUTPUT_CHARS,
+        DEFAULT_TRUNCATE_NOTICE,
+        None,
+    ))]
+}
+
 /// Renders, masks and truncates a draft into the observation. Blocking (it
 /// may save the full output): run in `spawn_blocking`.
 fn finish(draft: Draft, save_dir: &Path, secrets: &[String]) -> Observation {
