@@ -231,10 +231,12 @@ impl LlmClient {
                 Err(err) if err.retryable && retries_done < config.num_retries => {
                     let wait = backoff(config, retries_done, err.retry_after);
                     retries_done += 1;
+                    // A provider may echo the key it was given; the log never sees it.
+                    let masker = crate::secrets::Masker::new(config.secret_values());
                     tracing::warn!(
                         model = %config.model,
                         code = err.code(),
-                        detail = %err.detail,
+                        detail = %masker.mask_str(&err.detail),
                         attempt = retries_done,
                         wait_secs = wait.as_secs_f64(),
                         "LLM call failed; retrying"
