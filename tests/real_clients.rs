@@ -7,8 +7,9 @@
 //! with the server's own view of the conversations.
 //!
 //! Ignored by a plain `cargo test`: the clients are installed by
-//! `.ci/run clients` (`npm ci` in `tests/clients/`, a Python ≥ 3.12 venv at
-//! `target/clients/venv`), which then runs these with `--ignored`.
+//! `.ci/run clients` (`npm ci` in `tests/clients/`, a Python ≥ 3.12 venv
+//! in `~/.cache/agent-server/clients/venv`), which then runs these with
+//! `--ignored`.
 //! `CLIENTS_PYTHON` overrides the venv's interpreter.
 
 #[path = "support/mod.rs"]
@@ -47,6 +48,8 @@ impl ClientRun {
     /// The JSON report on the last stdout line; panics with the whole output
     /// when the script failed.
     fn report(&self, h: &Harness) -> Value {
+        // Shown by `--nocapture`: the scripts' progress marks and timings.
+        eprintln!("{}", self.stderr);
         assert!(
             self.success,
             "the client script failed\n--- stdout\n{}\n--- stderr\n{}\n--- server log\n{}",
@@ -199,13 +202,17 @@ async fn typescript_client_full_conversation() {
     assert_eq!(report["bad_key"]["close_code"], 4001);
 }
 
-/// The interpreter of the venv `.ci/run clients` makes, or `CLIENTS_PYTHON`.
+/// The interpreter of the venv `.ci/run clients` makes (under
+/// `$XDG_CACHE_HOME` or `~/.cache`), or `CLIENTS_PYTHON`.
 fn python() -> PathBuf {
-    std::env::var_os("CLIENTS_PYTHON")
+    if let Some(python) = std::env::var_os("CLIENTS_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/clients/venv/bin/python")
-        })
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .expect("HOME or XDG_CACHE_HOME, or CLIENTS_PYTHON");
+    cache.join("agent-server/clients/venv/bin/python")
 }
 
 #[tokio::test]
@@ -227,7 +234,7 @@ async fn python_sdk_full_conversation() {
         vec![
             Turn::tool("terminal", json!({"command": "sleep 30", "timeout": 60})),
             Turn::tool("think", json!({"thought": "slowly"}))
-                .with_delay(Duration::from_millis(1500)),
+                .with_delay(Duration::from_millis(2500)),
             Turn::tool("finish", json!({"message": "Resumed and done."})),
         ],
     );
