@@ -131,6 +131,9 @@ async fn typescript_client_full_conversation() {
         vec![
             Turn::tool("terminal", json!({"command": "echo hello-from-ts"})),
             Turn::tool("finish", json!({"message": "All done."})),
+            // The second message of the same conversation continues the script.
+            Turn::tool("terminal", json!({"command": "echo token=$TS_TOKEN"})),
+            Turn::tool("finish", json!({"message": "Token used."})),
         ],
     );
     h.llm.add_script(
@@ -150,7 +153,6 @@ async fn typescript_client_full_conversation() {
     let id = conv["id"].as_str().expect("conversation id");
     let stored = events(&mut c, id).await;
     assert_eq!(conv["history_ids"].as_array().expect("ids"), &ids(&stored));
-    assert_eq!(info(&mut c, id).await["execution_status"], "finished");
     let action = of_kind(&stored, "ActionEvent")
         .into_iter()
         .find(|e| e["tool_name"] == "terminal")
@@ -162,6 +164,21 @@ async fn typescript_client_full_conversation() {
         .expect("the terminal observation");
     assert_eq!(conv["observation_text"], observation_text(observation));
     assert!(observation_text(observation).contains("hello-from-ts"));
+    let terminal: Vec<_> = of_kind(&stored, "ObservationEvent")
+        .into_iter()
+        .filter(|e| e["tool_name"] == "terminal")
+        .collect();
+    assert_eq!(terminal.len(), 2);
+    assert_eq!(
+        conv["second_observation_text"],
+        observation_text(terminal[1])
+    );
+    assert!(observation_text(terminal[1]).contains("token=<secret-hidden>"));
+    assert_eq!(conv["answer"], fake_llm::ANSWER_REPLY);
+    let conv_info = info(&mut c, id).await;
+    assert_eq!(conv_info["title"], "TS client test");
+    assert_eq!(conv_info["execution_status"], "finished");
+    assert!(!agent_util::read_tree(&h.data).contains("s3cr3t-ts-value"));
     let live: Vec<&str> = conv["live_kinds"]
         .as_array()
         .expect("live kinds")

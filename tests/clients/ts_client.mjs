@@ -187,12 +187,43 @@ const report = {};
   const tools = await manager.tools.listTools();
   assert.ok(tools.includes('terminal'), 'the tool list names terminal');
 
+  // A second message in the same conversation, with a secret the terminal
+  // gets by name and the server masks; then a question, a title, a pause.
+  await conversation.updateSecrets({ TS_TOKEN: 's3cr3t-ts-value' });
+  await conversation.startWebSocketClient();
+  await waitFor('the second socket snapshot', () => seen.filter(isSnapshot).length >= 2, seen);
+  const mark = seen.length;
+  await conversation.sendMessage('Now use the token');
+  await conversation.run();
+  await waitFor(
+    'the second finished full_state frame',
+    () => seen.slice(mark).some((e) => isFullState(e, 'finished')),
+    seen,
+  );
+  const second = seen
+    .slice(mark)
+    .find((e) => e.kind === 'ObservationEvent' && e.tool_name === 'terminal');
+  assert.ok(second, 'the second terminal observation');
+  assert.match(textOf(second.observation), /token=<secret-hidden>/);
+  assert.ok(!JSON.stringify(seen).includes('s3cr3t'), 'the secret reached the socket');
+  assert.equal(await conversation.getAgentFinalResponse(), 'Token used.');
+  const answer = await conversation.askAgent('What have you done so far?');
+  assert.equal(answer, 'The agent has been working on a file.');
+  await conversation.setTitle('TS client test');
+  assert.equal((await manager.getConversation(conversation.id)).title, 'TS client test');
+  await conversation.pause();
+  assert.equal(await conversation.state.getAgentStatus(), 'finished');
+  await conversation.stopWebSocketClient();
+  const finalHistory = (await conversation.state.events.getEvents()).filter((e) => !isSnapshot(e));
+
   report.conversation = {
     id: conversation.id,
     live_kinds: seen.map((e) => (e.key ? `${e.kind}[${e.key}]` : e.kind)),
-    history_ids: history.map((e) => e.id),
+    history_ids: finalHistory.map((e) => e.id),
     action_id: action.id,
     observation_text: textOf(observation.observation),
+    second_observation_text: textOf(second.observation),
+    answer,
   };
   await conversation.close();
   await again.conversation.close();
