@@ -207,6 +207,31 @@ answer = conversation.ask_agent("What have you done so far?")
 check(answer == "The agent has been working on a file.", answer)
 check(len(list(conversation.state.events)) == len(events), "ask_agent added events")
 
+step("state fields")
+# Every field of the remote state decodes from the server's snapshot.
+state = conversation.state
+check(state.id == conversation.id, f"state id {state.id}")
+check(state.agent.llm.model == "openai/fake-model", f"agent model {state.agent.llm.model}")
+check(
+    [t.name for t in state.agent.tools] == ["terminal", "file_editor", "task_tracker"],
+    f"agent tools {state.agent.tools}",
+)
+check(isinstance(state.confirmation_policy, NeverConfirm), f"policy {state.confirmation_policy}")
+check(state.security_analyzer is None, f"analyzer {state.security_analyzer}")
+check(state.activated_knowledge_skills == [], f"skills {state.activated_knowledge_skills}")
+check(state.workspace["working_dir"] == WORK, f"workspace {state.workspace}")
+check(state.persistence_dir, "persistence dir")
+check(state.stats.get_combined_metrics().accumulated_token_usage.prompt_tokens > 0, "token usage")
+check(
+    conversation.conversation_stats.get_combined_metrics().accumulated_token_usage is not None,
+    "conversation stats",
+)
+check(json.loads(state.model_dump_json())["execution_status"] == "finished", "state dump")
+check(len(state.events) == len(events), "events len")
+check(state.events[-1].id == events[-1].id, "events by index")
+
+title = conversation.generate_title()
+check(title == "Fake Conversation Title", f"generated title {title}")
 conversation.set_title("Python client test")
 info = conversation.workspace.client.get(f"/api/conversations/{conversation.id}").json()
 check(info["title"] == "Python client test", info.get("title"))
@@ -361,10 +386,11 @@ socket = WebSocketCallbackClient(
 socket.start()
 check(not socket.wait_until_ready(timeout=WAIT_S), "the socket became ready with a wrong key")
 check(socket._stop.is_set(), "the client gave up at once: the close code was fatal")
+thread = socket._thread
+thread.join(timeout=WAIT_S)
+check(not thread.is_alive(), "the socket thread ended: no reconnect loop")
 socket.stop()
 report["bad_key"] = {"rest_status": rest_status, "socket_gave_up": True}
 
-alive = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
-check(not alive, f"threads left: {alive}")
 print(json.dumps(report))
 sys.stdout.flush()
