@@ -42,6 +42,7 @@ from openhands.sdk.event import (
     UserRejectObservation,
 )
 from openhands.sdk.security.confirmation_policy import AlwaysConfirm, NeverConfirm
+from openhands.sdk.security.llm_analyzer import LLMSecurityAnalyzer
 from openhands.tools.terminal import TerminalAction, TerminalObservation
 
 HOST = os.environ["AGENT_SERVER_URL"]
@@ -230,6 +231,21 @@ check(json.loads(state.model_dump_json())["execution_status"] == "finished", "st
 check(len(state.events) == len(events), "events len")
 check(state.events[-1].id == events[-1].id, "events by index")
 
+conversation.set_security_analyzer(LLMSecurityAnalyzer())
+check(
+    isinstance(conversation.state.security_analyzer, LLMSecurityAnalyzer),
+    f"analyzer {conversation.state.security_analyzer}",
+)
+conversation.set_security_analyzer(None)
+check(conversation.state.security_analyzer is None, "analyzer removed")
+# Without a condenser the server refuses, as the Python server does.
+try:
+    conversation.condense()
+    raise AssertionError("condense() without a condenser succeeded")
+except httpx.HTTPStatusError as error:
+    check(error.response.status_code == 409, f"condense: {error.response.status_code}")
+    check("No condenser configured" in error.response.text, error.response.text)
+
 title = conversation.generate_title()
 check(title == "Fake Conversation Title", f"generated title {title}")
 conversation.set_title("Python client test")
@@ -248,10 +264,13 @@ conversation.close()
 step("re-attach")
 # Re-attach by id: the history comes back decoded.
 again, _ = open_conversation(conversation_id=conversation_id, delete_on_close=False)
-check(
-    stored_ids(again.state.events) == report["conversation"]["all_event_ids"],
-    "history after re-attaching",
-)
+history = stored_ids(again.state.events)
+before = report["conversation"]["all_event_ids"]
+check(history[: len(before)] == before, "history after re-attaching")
+# The settings changed since (analyzer, title) are stored state updates.
+extra = {type(e).__name__ for e in list(again.state.events)[len(before) :]}
+check(extra <= {"ConversationStateUpdateEvent"}, f"new in the history: {extra}")
+report["conversation"]["all_event_ids"] = history
 check(again.state.execution_status == ConversationExecutionStatus.FINISHED, "status")
 check(
     isinstance(terminal_pairs(list(again.state.events))[0][0].action, TerminalAction),
