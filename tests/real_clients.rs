@@ -216,6 +216,16 @@ async fn typescript_client_full_conversation() {
     assert!(of_kind(&stored, "UserRejectObservation").is_empty());
     assert_eq!(info(&mut c, cid).await["execution_status"], "finished");
 
+    let deleted = report["deleted"]["id"].as_str().expect("deleted id");
+    let (status, _) = agent_util::call(
+        &mut c,
+        hyper::Method::GET,
+        &format!("/api/conversations/{deleted}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, hyper::StatusCode::NOT_FOUND);
+
     assert_eq!(report["bad_key"]["rest_status"], 401);
     assert_eq!(report["bad_key"]["close_code"], 4001);
 }
@@ -262,6 +272,13 @@ async fn python_sdk_full_conversation() {
             Turn::tool("terminal", json!({"command": "echo should-not-run"})),
             Turn::tool("finish", json!({"message": "Rejected, so done."})),
         ],
+    );
+    h.llm.add_script(
+        "py-auth",
+        vec![Turn::error(
+            401,
+            r#"{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}"#,
+        )],
     );
     let run = run_client(
         &h,

@@ -30,6 +30,7 @@ from openhands.sdk.conversation.impl.remote_conversation import (
     RemoteConversation,
     WebSocketCallbackClient,
 )
+from openhands.sdk.conversation.exceptions import ConversationRunError
 from openhands.sdk.conversation.state import ConversationExecutionStatus
 from openhands.sdk.event import (
     ActionEvent,
@@ -41,6 +42,7 @@ from openhands.sdk.event import (
     PauseEvent,
     UserRejectObservation,
 )
+from openhands.sdk.event.conversation_error import ConversationErrorEvent
 from openhands.sdk.security.confirmation_policy import AlwaysConfirm, NeverConfirm
 from openhands.sdk.security.llm_analyzer import LLMSecurityAnalyzer
 from openhands.tools.terminal import TerminalAction, TerminalObservation
@@ -374,8 +376,31 @@ report["rejection"] = {
 }
 conversation.close()
 
+step("llm error")
+# 4. The provider rejects the key: run() raises, the error event decodes.
+conversation, seen = open_conversation()
+conversation.send_message("Fail please [script:py-auth]")
+try:
+    conversation.run()
+    raise AssertionError("run() returned after an LLM authentication error")
+except ConversationRunError as error:
+    run_error = str(error)
+check(
+    conversation.state.execution_status == ConversationExecutionStatus.ERROR,
+    f"status: {conversation.state.execution_status}",
+)
+# run() raises on the `error` status update, which (as in the Python server)
+# comes before the error event itself.
+errors = wait_for(
+    "the ConversationErrorEvent",
+    lambda: [e for e in seen if isinstance(e, ConversationErrorEvent)],
+)
+check(len(errors) == 1 and errors[0].code == "LLMAuthenticationError", f"errors: {errors}")
+report["llm_error"] = {"id": str(conversation.id), "code": errors[0].code, "run_error": run_error}
+conversation.close()
+
 step("workspace")
-# 4. The workspace API: commands and files.
+# 5. The workspace API: commands and files.
 workspace = new_workspace()
 result = workspace.execute_command("echo from-python-workspace", cwd=WORK)
 check(result.exit_code == 0, f"command: {result}")
@@ -391,7 +416,7 @@ check(downloaded == "uploaded by the python client\n", downloaded)
 report["workspace"] = {"stdout": result.stdout, "downloaded": downloaded}
 
 step("wrong key")
-# 5. A wrong key: 401 on create; the socket's first-message auth closes with
+# 6. A wrong key: 401 on create; the socket's first-message auth closes with
 # 4001, which the client treats as fatal (no reconnect loop).
 try:
     Conversation(agent=new_agent(), workspace=new_workspace("not-the-key"), visualizer=None)

@@ -286,7 +286,26 @@ const report = {};
   await conversation.close();
 }
 
-// 4. A wrong key: a clean 401 over REST, close code 4001 on the socket.
+// 4. The manager renames and deletes a conversation.
+{
+  const conversation = new Conversation(newAgent(), newWorkspace());
+  await conversation.start();
+  const manager = new ConversationManager({ host: HOST, apiKey: KEY });
+  await manager.updateConversation(conversation.id, { title: 'Renamed by the manager' });
+  assert.equal((await manager.getConversation(conversation.id)).title, 'Renamed by the manager');
+  await manager.deleteConversation(conversation.id);
+  let status;
+  try {
+    await manager.getConversation(conversation.id);
+  } catch (error) {
+    assert.ok(error instanceof HttpError, `an HttpError, got ${error}`);
+    status = error.status;
+  }
+  assert.equal(status, 404);
+  report.deleted = { id: conversation.id, status };
+}
+
+// 5. A wrong key: a clean 401 over REST, close code 4001 on the socket.
 {
   const bad = new Conversation(newAgent(), newWorkspace('not-the-key'));
   let status;
