@@ -378,7 +378,13 @@ conversation.close()
 
 step("llm error")
 # 4. The provider rejects the key: run() raises, the error event decodes.
-conversation, seen = open_conversation()
+conversation, seen = open_conversation(
+    max_iteration_per_run=7, stuck_detection=False, tags={"suite": "clients"}
+)
+created = conversation.workspace.client.get(f"/api/conversations/{conversation.id}").json()
+check(created["max_iterations"] == 7, f"max_iterations {created['max_iterations']}")
+check(created["stuck_detection"] is False, f"stuck_detection {created['stuck_detection']}")
+check(created["tags"] == {"suite": "clients"}, f"tags {created['tags']}")
 conversation.send_message("Fail please [script:py-auth]")
 try:
     conversation.run()
