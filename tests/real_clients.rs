@@ -269,7 +269,8 @@ async fn python_sdk_full_conversation() {
     h.llm.add_script(
         "py-reject",
         vec![
-            Turn::tool("terminal", json!({"command": "echo should-not-run"})),
+            Turn::tool("terminal", json!({"command": "echo should-not-run"}))
+                .with_text("Let me try this."),
             Turn::tool("finish", json!({"message": "Rejected, so done."})),
         ],
     );

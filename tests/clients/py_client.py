@@ -80,13 +80,14 @@ def check(condition, message):
         raise AssertionError(message)
 
 
-def new_agent():
+def new_agent(stream=False):
     llm = LLM(
         model="openai/fake-model",
         base_url=LLM_URL,
         api_key=SecretStr("sk-fake"),
         usage_id="agent",
         num_retries=0,
+        stream=stream,
     )
     return Agent(
         llm=llm,
@@ -98,10 +99,10 @@ def new_workspace(api_key=KEY):
     return Workspace(host=HOST, api_key=api_key, working_dir=WORK)
 
 
-def open_conversation(**kwargs):
+def open_conversation(stream=False, **kwargs):
     seen = []
     conversation = Conversation(
-        agent=new_agent(),
+        agent=new_agent(stream),
         workspace=new_workspace(),
         callbacks=[seen.append],
         visualizer=None,
@@ -343,7 +344,10 @@ check(gone.status_code == 404, f"close() deletes by default: {gone.status_code}"
 
 step("confirmation")
 # 3. Confirmation mode: AlwaysConfirm, the client rejects the action.
-conversation, seen = open_conversation()
+# The model's reply streams: its deltas reach the token callback, never the
+# event list.
+tokens = []
+conversation, seen = open_conversation(stream=True, token_callbacks=[tokens.append])
 conversation.set_confirmation_policy(AlwaysConfirm())
 check(isinstance(conversation.state.confirmation_policy, AlwaysConfirm), "policy set")
 conversation.send_message("Try something risky [script:py-reject]")
@@ -354,6 +358,12 @@ check(
 )
 pending = [e for e in seen if isinstance(e, ActionEvent) and e.tool_name == "terminal"]
 check(len(pending) == 1 and pending[0].action.command == "echo should-not-run", "pending action")
+streamed = "".join(c.delta.content or "" for t in tokens for c in t.choices)
+check(streamed == "Let me try this.", f"streamed text {streamed!r}")
+check(
+    not any(type(e).__name__ == "StreamingDeltaEvent" for e in conversation.state.events),
+    "a streaming delta in the event list",
+)
 conversation.reject_pending_actions("Not this time")
 rejection = wait_for(
     "the rejection",
