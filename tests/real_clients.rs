@@ -130,7 +130,8 @@ async fn typescript_client_full_conversation() {
     h.llm.add_script(
         "ts-echo",
         vec![
-            Turn::tool("terminal", json!({"command": "echo hello-from-ts"})),
+            Turn::tool("terminal", json!({"command": "echo hello-from-ts"}))
+                .and_tool("grep", json!({"pattern": "never-in-any-file"})),
             Turn::tool("finish", json!({"message": "All done."})),
             // The second message of the same conversation continues the script.
             Turn::tool("terminal", json!({"command": "echo token=$TS_TOKEN"})),

@@ -74,7 +74,14 @@ const textOf = (observation) =>
 function newAgent() {
   return new Agent({
     llm: { model: 'openai/fake-model', base_url: LLM_URL, api_key: 'sk-fake', num_retries: 0 },
-    tools: [{ name: 'terminal' }, { name: 'file_editor' }, { name: 'task_tracker' }],
+    // The tools the project's frontends ask for (the browser is off in tests).
+    tools: [
+      { name: 'terminal' },
+      { name: 'file_editor' },
+      { name: 'task_tracker' },
+      { name: 'glob' },
+      { name: 'grep' },
+    ],
   });
 }
 
@@ -143,7 +150,7 @@ const report = {};
     history.filter((e) => e.kind === 'ActionEvent').map((e) => e.id),
   );
   const count = await conversation.state.events.count({ kind: 'ObservationEvent' });
-  assert.equal(count, 2);
+  assert.equal(count, 3); // terminal, grep, finish
   const byId = await conversation.state.events.getEventById(action.id);
   assert.equal(byId.action.command, 'echo hello-from-ts');
 
@@ -152,6 +159,10 @@ const report = {};
   assert.equal(policy.kind, 'NeverConfirm');
   const agent = await conversation.state.getAgent();
   assert.equal(agent.llm.model, 'openai/fake-model');
+  assert.deepEqual(
+    agent.tools.map((t) => t.name),
+    ['terminal', 'file_editor', 'task_tracker', 'glob', 'grep'],
+  );
   const stats = await conversation.conversationStats();
   assert.ok(stats.usage_to_metrics, 'stats carry usage_to_metrics');
   assert.equal(await conversation.getAgentFinalResponse(), 'All done.');
