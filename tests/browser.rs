@@ -5,7 +5,7 @@
 //! checks see only their own browsers and the two cores are not swamped.
 
 #[path = "support/pages.rs"]
-mod pages;
+pub mod pages;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
