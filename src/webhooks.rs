@@ -158,7 +158,7 @@ impl WebhookHub {
             }
             if dropped.0 > 0 {
                 tracing::warn!(
-                    conversation = %conversation,
+                    conversation_id = %conversation,
                     receiver = %r.base,
                     dropped_events = dropped.0,
                     dropped_bytes = dropped.1,

@@ -616,3 +616,36 @@ async fn tool_set_up_is_checked_when_the_agent_starts() {
         .collect();
     assert_eq!(names, ["glob", "grep", "finish", "think"]);
 }
+
+#[tokio::test]
+async fn log_lines_of_a_run_carry_the_conversation_id() {
+    // journald gets the same span field as F_CONVERSATION_ID; the JSON
+    // format on stderr shows it in the span list.
+    let h = Harness::start(&[("OH_LOG_FORMAT", "json"), ("RUST_LOG", "debug")]).await;
+    h.llm.add_script(
+        "think",
+        vec![
+            Turn::tool("think", json!({"thought": "first"})),
+            Turn::tool("finish", json!({"message": "done"})),
+        ],
+    );
+    let mut c = h.client().await;
+    let id = create(&mut c, &h.body("think", &[])).await;
+    run(&mut c, &id).await;
+    wait_status(&mut c, &id, &["finished"]).await;
+    let logs = h.server.stderr();
+    let tagged: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| {
+            l["spans"]
+                .as_array()
+                .is_some_and(|spans| spans.iter().any(|s| s["conversation_id"] == id.as_str()))
+        })
+        .collect();
+    assert!(
+        !tagged.is_empty(),
+        "no log line carries conversation_id {id}:\n{logs}"
+    );
+    assert!(tagged.iter().all(|l| l["level"].is_string()));
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::api::conversation::{ExecutionStatus, UpdateConversationRequest};
@@ -470,14 +471,14 @@ impl Inner {
         match result {
             Ok(resp) => {
                 if let Err(e) = record_usage(conv, config, &resp, announce).await {
-                    tracing::warn!(conversation = %conv.id(), error = %e, "could not record the title call");
+                    tracing::warn!(conversation_id = %conv.id(), error = %e, "could not record the title call");
                 }
                 let title = title::from_reply(&resp.message, max_length)
                     .unwrap_or_else(|| title::fallback(text, max_length));
                 (title, None)
             }
             Err(e) => {
-                tracing::warn!(conversation = %conv.id(), code = e.code(), "title generation failed; using the message");
+                tracing::warn!(conversation_id = %conv.id(), code = e.code(), "title generation failed; using the message");
                 (title::fallback(text, max_length), Some(e))
             }
         }
@@ -501,7 +502,7 @@ impl Inner {
         // The automatic title reports its failure (non-fatal), as Python does.
         if let Some(e) = failure {
             if let Err(err) = conv.append(conversation_error(e.code(), e.detail())).await {
-                tracing::warn!(conversation = %conv.id(), error = %err, "could not store the title error");
+                tracing::warn!(conversation_id = %conv.id(), error = %err, "could not store the title error");
             }
         }
         let service = self.service.get().and_then(Weak::upgrade);
@@ -521,7 +522,7 @@ impl Inner {
                 None => conv.set_title(Some(title)).await.map_err(|e| e.to_string()),
             };
             if let Err(e) = saved {
-                tracing::warn!(conversation = %conv.id(), error = %e, "could not save the title");
+                tracing::warn!(conversation_id = %conv.id(), error = %e, "could not save the title");
             }
         }
         session.titling.store(false, Ordering::Release);
@@ -537,7 +538,7 @@ impl Inner {
         let prepared = match self.prepare(conv, session).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(conversation = %conv.id(), error = %e, "agent could not be prepared");
+                tracing::warn!(conversation_id = %conv.id(), error = %e, "agent could not be prepared");
                 let _ = self.fail(conv, "ValueError", &e).await;
                 return;
             }
@@ -547,12 +548,12 @@ impl Inner {
                 StepError::Closed => {}
                 StepError::Cancelled => {
                     if let Err(e) = self.orphan_errors(conv, session).await {
-                        tracing::warn!(conversation = %conv.id(), error = ?e, "could not close interrupted calls");
+                        tracing::warn!(conversation_id = %conv.id(), error = ?e, "could not close interrupted calls");
                     }
                 }
                 StepError::Llm(e) => {
                     let masked = conv.masker().mask_str(&e.detail).into_owned();
-                    tracing::warn!(conversation = %conv.id(), code = e.code(), detail = %masked, "run failed");
+                    tracing::warn!(conversation_id = %conv.id(), code = e.code(), detail = %masked, "run failed");
                     let (code, detail) = if e.kind == LlmErrorKind::Authentication {
                         ("LLMAuthenticationError", AUTH_DETAIL)
                     } else {
@@ -562,7 +563,7 @@ impl Inner {
                 }
                 StepError::Failed(code, detail) => {
                     let masked = conv.masker().mask_str(&detail).into_owned();
-                    tracing::warn!(conversation = %conv.id(), %code, detail = %masked, "run failed");
+                    tracing::warn!(conversation_id = %conv.id(), %code, detail = %masked, "run failed");
                     let _ = self.fail(conv, &code, &detail).await;
                 }
             }
@@ -625,7 +626,7 @@ impl Inner {
                 step.run().await?;
                 let llm = step.llm_micros.load(Ordering::Relaxed);
                 tracing::debug!(
-                    conversation = %conv.id(),
+                    conversation_id = %conv.id(),
                     iteration,
                     server_us = (started.elapsed().as_micros() as u64).saturating_sub(llm),
                     llm_us = llm,
@@ -781,7 +782,9 @@ impl Runner for AgentRuntime {
             };
             session.running.send_replace(true);
             let guard = conversation.run_guard();
-            tokio::spawn(run_task(inner, conversation, session, permit, guard));
+            // Every log line of the run carries the conversation id (journald: F_CONVERSATION_ID).
+            let span = tracing::info_span!("conversation", conversation_id = %conversation.id());
+            tokio::spawn(run_task(inner, conversation, session, permit, guard).instrument(span));
             Ok(())
         })
     }
@@ -836,7 +839,7 @@ impl Runner for AgentRuntime {
             let prepared = match inner.prepare(&conversation, &session).await {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!(conversation = %conversation.id(), error = %e, "agent could not be prepared");
+                    tracing::warn!(conversation_id = %conversation.id(), error = %e, "agent could not be prepared");
                     return message;
                 }
             };
@@ -872,7 +875,12 @@ impl Runner for AgentRuntime {
             if session.titling.swap(true, Ordering::AcqRel) {
                 return;
             }
-            tokio::spawn(inner.autotitle(conversation, session, text));
+            let span = tracing::info_span!("conversation", conversation_id = %conversation.id());
+            tokio::spawn(
+                inner
+                    .autotitle(conversation, session, text)
+                    .instrument(span),
+            );
         })
     }
 }

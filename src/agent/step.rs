@@ -80,7 +80,7 @@ impl Step<'_> {
     pub async fn run(&self) -> Result<(), StepError> {
         let history = self.session.snapshot(self.conv).await?;
         if !history.pending.is_empty() {
-            tracing::info!(conversation = %self.conv.id(), count = history.pending.len(), "executing pending actions");
+            tracing::info!(conversation_id = %self.conv.id(), count = history.pending.len(), "executing pending actions");
             return self.execute(history.pending).await;
         }
         let mut view = View::from_branch(&history.branch);
@@ -129,7 +129,7 @@ impl Step<'_> {
                 .set_execution_status(ExecutionStatus::Finished)
                 .await?;
         } else {
-            tracing::warn!(conversation = %self.conv.id(), "LLM reply without text or tool calls");
+            tracing::warn!(conversation_id = %self.conv.id(), "LLM reply without text or tool calls");
             self.conv
                 .append(environment_message(EMPTY_REPLY_NUDGE))
                 .await?;
@@ -156,7 +156,7 @@ impl Step<'_> {
                     .as_ref()
                     .is_some_and(condenser::handles_requests) =>
             {
-                tracing::warn!(conversation = %self.conv.id(), code = e.code(), "asking the condenser to shorten the history");
+                tracing::warn!(conversation_id = %self.conv.id(), code = e.code(), "asking the condenser to shorten the history");
                 self.conv
                     .append(Event::new(EventBody::CondensationRequest))
                     .await?;
@@ -237,7 +237,7 @@ impl Step<'_> {
                     actions.push(Arc::new(*event));
                 }
                 Converted::Failed(action, error) => {
-                    tracing::info!(conversation = %self.conv.id(), tool = %call.name, "tool call could not be used");
+                    tracing::info!(conversation_id = %self.conv.id(), tool = %call.name, "tool call could not be used");
                     self.conv.append(*action).await?;
                     self.conv.append(*error).await?;
                 }
@@ -302,7 +302,7 @@ impl Step<'_> {
                 .filter_map(|e| tool_name(e))
                 .collect();
             if !dropped.is_empty() {
-                tracing::warn!(conversation = %self.conv.id(), ?dropped, "discarding tool calls after finish");
+                tracing::warn!(conversation_id = %self.conv.id(), ?dropped, "discarding tool calls after finish");
             }
             actions.truncate(i + 1);
         }
@@ -518,7 +518,7 @@ impl Step<'_> {
                 Err(e) => {
                     attempts -= 1;
                     let masked = self.conv.masker().mask_str(&e.to_string()).into_owned();
-                    tracing::warn!(conversation = %self.conv.id(), error = %masked, "summarising for condensation failed");
+                    tracing::warn!(conversation_id = %self.conv.id(), error = %masked, "summarising for condensation failed");
                     if plan.requirement == Requirement::Soft {
                         return Ok(None);
                     }

@@ -641,7 +641,7 @@ impl Conversation {
             tokio::time::sleep(PERSIST_DELAY).await;
             me.persist_scheduled.store(false, Ordering::Release);
             if let Err(e) = me.persist().await {
-                tracing::warn!(conversation = %me.id, error = %e, "could not write metadata.json");
+                tracing::warn!(conversation_id = %me.id, error = %e, "could not write metadata.json");
             }
         });
     }
@@ -655,7 +655,7 @@ impl Conversation {
             tokio::time::sleep(LOG_SYNC_DELAY).await;
             me.sync_scheduled.store(false, Ordering::Release);
             if let Err(e) = me.sync_log().await {
-                tracing::warn!(conversation = %me.id, error = %e, "could not sync events.jsonl");
+                tracing::warn!(conversation_id = %me.id, error = %e, "could not sync events.jsonl");
             }
         });
     }
@@ -968,7 +968,7 @@ impl Subscription {
             if let Some(r) = &self.replay {
                 if r.next < r.end {
                     if let Err(e) = self.fill_replay().await {
-                        tracing::warn!(conversation = %self.conv.id, error = %e, "replay failed");
+                        tracing::warn!(conversation_id = %self.conv.id, error = %e, "replay failed");
                         self.replay = None;
                     }
                     continue;

@@ -214,14 +214,14 @@ impl ConversationService {
             match svc.load(id).await {
                 Ok(Some(conv)) => {
                     if let Err(e) = conv.recover_after_restart().await {
-                        tracing::error!(conversation = %id, error = %e, "restart recovery failed");
+                        tracing::error!(conversation_id = %id, error = %e, "restart recovery failed");
                     } else {
-                        tracing::info!(conversation = %id, "recovered a conversation that was running at shutdown");
+                        tracing::info!(conversation_id = %id, "recovered a conversation that was running at shutdown");
                     }
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::error!(conversation = %id, error = %e, "could not load a conversation to recover it")
+                    tracing::error!(conversation_id = %id, error = %e, "could not load a conversation to recover it")
                 }
             }
         }
@@ -333,19 +333,19 @@ impl ConversationService {
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let (mut state, log, lost, report) = loaded.map_err(|e| {
-            tracing::error!(conversation = %id, error = %e, "could not load conversation");
+            tracing::error!(conversation_id = %id, error = %e, "could not load conversation");
             ServiceError::Internal(format!("conversation {id} could not be loaded"))
         })?;
         if lost > 0 {
             tracing::warn!(
-                conversation = %id,
+                conversation_id = %id,
                 values = lost,
                 "secret values could not be decrypted (missing or different OH_SECRET_KEY); they are unset"
             );
         }
         if report.truncated_bytes > 0 || report.skipped_lines > 0 {
             tracing::warn!(
-                conversation = %id,
+                conversation_id = %id,
                 truncated_bytes = report.truncated_bytes,
                 skipped_lines = report.skipped_lines,
                 "event log recovered after an unclean stop"
@@ -377,7 +377,7 @@ impl ConversationService {
             .await
             .unwrap_or(Ok(()))
         {
-            tracing::warn!(conversation = %id, error = %e, "working directory could not be created");
+            tracing::warn!(conversation_id = %id, error = %e, "working directory could not be created");
         }
         let conv = Conversation::new(
             state,
@@ -439,7 +439,7 @@ impl ConversationService {
         match res {
             Ok(v) => Some(v),
             Err(e) => {
-                tracing::warn!(conversation = %id, error = %e, "unreadable conversation skipped");
+                tracing::warn!(conversation_id = %id, error = %e, "unreadable conversation skipped");
                 None
             }
         }
@@ -1185,7 +1185,7 @@ impl ConversationService {
         match runner.run(conv.clone()).await {
             Ok(()) | Err(RunError::AlreadyRunning) => Ok(SendOutcome::Stored),
             Err(RunError::Unavailable) => {
-                tracing::debug!(conversation = %conv.id(), "message stored; no agent runtime installed");
+                tracing::debug!(conversation_id = %conv.id(), "message stored; no agent runtime installed");
                 Ok(SendOutcome::Stored)
             }
             Err(RunError::Capacity) => Ok(SendOutcome::StoredNoCapacity(format!(
@@ -1280,7 +1280,7 @@ impl ConversationService {
             }
             let conv = conv.clone();
             if let Err(e) = conv.flush().await {
-                tracing::warn!(conversation = %conv.id(), error = %e, "could not flush before eviction; kept loaded");
+                tracing::warn!(conversation_id = %conv.id(), error = %e, "could not flush before eviction; kept loaded");
                 continue;
             }
             let _ =
@@ -1290,7 +1290,7 @@ impl ConversationService {
             self.webhooks.close_conversation(conv.id()).await;
             *slot = None;
             evicted += 1;
-            tracing::debug!(conversation = %conv.id(), "evicted idle conversation");
+            tracing::debug!(conversation_id = %conv.id(), "evicted idle conversation");
         }
         evicted
     }
@@ -1313,7 +1313,7 @@ impl ConversationService {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(10), runner.close(conv.clone())).await;
                 if let Err(e) = conv.flush().await {
-                    tracing::warn!(conversation = %conv.id(), error = %e, "could not flush at shutdown");
+                    tracing::warn!(conversation_id = %conv.id(), error = %e, "could not flush at shutdown");
                 }
                 conv.close().await;
             }

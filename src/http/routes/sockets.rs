@@ -210,7 +210,7 @@ async fn run(
             return close(&mut ws, 1013, "Too many connections for this conversation").await;
         }
         Err(e) => {
-            tracing::error!(conversation = %id, error = %e, "socket subscription failed");
+            tracing::error!(conversation_id = %id, error = %e, "socket subscription failed");
             return close(&mut ws, 1011, "Internal error").await;
         }
     };
