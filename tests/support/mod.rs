@@ -456,6 +456,12 @@ impl Client {
     /// Sends a prepared request.
     pub async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> TestResponse {
         let exchange = async {
+            // The server closes keep-alive connections idle for longer than
+            // its header timeout (as uvicorn does after 5 s); a client opens
+            // a new one then, as HTTP clients do.
+            if self.sender.is_closed() || self.sender.ready().await.is_err() {
+                *self = Client::connect(self.addr).await;
+            }
             self.sender.ready().await.expect("connection ready");
             let response = self.sender.send_request(request).await.expect("response");
             let (parts, body) = response.into_parts();
