@@ -230,6 +230,19 @@ impl TestServer {
         self.stderr.text()
     }
 
+    /// What it logged so far, waiting (bounded) until that contains
+    /// `needle`: a line is read from the pipe a moment after it is logged.
+    pub async fn stderr_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let text = self.stderr();
+            if text.contains(needle) || Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A client on a new connection.
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
