@@ -18,7 +18,9 @@ use std::collections::BTreeSet;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use agent_util::{call, create, events, kinds, label, of_kind, run, wait_status, Harness, Socket};
+use agent_util::{
+    call, create, events, kinds, label, of_kind, run, wait_event, wait_status, Harness, Socket,
+};
 use fake_llm::Turn;
 
 fn fixture() -> Value {
@@ -345,7 +347,7 @@ async fn a_rejected_key_is_not_retried_and_ends_the_run() {
     let id = create(&mut c, &body).await;
     run(&mut c, &id).await;
     wait_status(&mut c, &id, &["error"]).await;
-    let evs = events(&mut c, &id).await;
+    let evs = wait_event(&mut c, &id, "ConversationErrorEvent").await;
     let err = of_kind(&evs, "ConversationErrorEvent");
     assert_eq!(err[0]["code"], "LLMAuthenticationError");
     assert_eq!(
@@ -394,7 +396,7 @@ async fn transient_failures_are_retried_on_a_short_schedule() {
     let id = create(&mut c, &h.body("down", &[])).await;
     run(&mut c, &id).await;
     wait_status(&mut c, &id, &["error"]).await;
-    let evs = events(&mut c, &id).await;
+    let evs = wait_event(&mut c, &id, "ConversationErrorEvent").await;
     let err = of_kind(&evs, "ConversationErrorEvent");
     assert_eq!(err[0]["code"], "LLMServiceUnavailableError");
     assert_eq!(err[0]["classification"]["retryable"], true);
@@ -595,7 +597,7 @@ async fn tool_set_up_is_checked_when_the_agent_starts() {
     let id = create(&mut c, &h.body("tools", &["glob", "glob"])).await;
     run(&mut c, &id).await;
     wait_status(&mut c, &id, &["error"]).await;
-    let evs = events(&mut c, &id).await;
+    let evs = wait_event(&mut c, &id, "ConversationErrorEvent").await;
     let err = of_kind(&evs, "ConversationErrorEvent");
     assert_eq!(err[0]["code"], "ValueError");
     assert!(err[0]["detail"]
