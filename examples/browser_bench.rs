@@ -7,7 +7,7 @@
 //! negligible next to Chromium's own work.
 
 #[path = "../tests/support/pages.rs"]
-mod pages;
+pub mod pages;
 
 use std::path::Path;
 use std::sync::Arc;

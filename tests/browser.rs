@@ -5,7 +5,7 @@
 //! checks see only their own browsers and the two cores are not swamped.
 
 #[path = "support/pages.rs"]
-mod pages;
+pub mod pages;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,9 +23,10 @@ use serde_json::{json, Value};
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A test's exclusive turn with the browser. When it ends, even by a
-/// panic, every process of ours (chromedriver included: its `--log-path`
-/// names the root directory) is killed and the root directory removed, so
-/// nothing outlives the test binary; the next test starts a new chromedriver.
+/// panic, [`shutdown_browsers`] kills and reaps the shared chromedriver,
+/// kills every other process of ours and removes the root directory, all
+/// before the next test's turn begins: nothing outlives the test binary, and
+/// the next test starts a new chromedriver rather than finding a dying one.
 struct Turn {
     _exclusive: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -38,14 +39,22 @@ async fn turn() -> Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let root = browser_root_dir();
-        for pid in pids_naming(&root.display().to_string()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        // Drop cannot await; a runtime of its own on another thread can
+        // (the test's runtime may be the one unwinding).
+        let cleanup = std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime")
+                .block_on(shutdown_browsers());
+        });
+        let _ = cleanup.join();
+        // SIGKILLed Chromium processes take a moment to go.
+        let root = browser_root_dir().display().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pids_naming(&root).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = std::fs::remove_dir_all(root);
     }
 }
 
@@ -665,6 +674,48 @@ async fn a_killed_browser_is_restarted_on_the_next_call() {
     b.close().await;
     assert_no_processes(&profiles_marker()).await;
     assert!(profile_dirs_on_disk().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_or_hung_chromedriver_is_replaced_for_the_next_session() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let _turn = turn().await;
+    let site = PageServer::start().await;
+    let driver_marker = browser_root_dir().join("chromedriver-");
+    let first = Browser::new(settings());
+    first
+        .ok("browser_navigate", json!({"url": site.url("index.html")}))
+        .await;
+    first.close().await;
+
+    // Killed and not yet reaped: the next session must not take it for alive.
+    let drivers = processes_with_marker(&driver_marker).await;
+    assert_eq!(drivers.len(), 1);
+    kill(Pid::from_raw(drivers[0]), Signal::SIGKILL).unwrap();
+    let second = Browser::new(settings());
+    let home = site.url("index.html");
+    assert_eq!(
+        second.ok("browser_navigate", json!({"url": home})).await,
+        format!("Navigated to: {home}")
+    );
+    second.close().await;
+    let replaced = processes_with_marker(&driver_marker).await;
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(replaced, drivers);
+
+    // Alive but not answering (stopped): replaced as well.
+    kill(Pid::from_raw(replaced[0]), Signal::SIGSTOP).unwrap();
+    let third = Browser::new(settings());
+    assert_eq!(
+        third.ok("browser_navigate", json!({"url": home})).await,
+        format!("Navigated to: {home}")
+    );
+    third.close().await;
+    let again = processes_with_marker(&driver_marker).await;
+    assert_eq!(again.len(), 1);
+    assert!(!again.contains(&replaced[0]));
+    assert_no_processes(&profiles_marker()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

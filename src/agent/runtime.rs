@@ -181,8 +181,20 @@ impl AgentRuntime {
         let session = inner.session(conv.id());
         // A running loop condenses at its next step; actions waiting for
         // confirmation must not run as a side effect of condensing.
-        if session.control().active || !session.pending(conv).await?.is_empty() {
+        if !session.pending(conv).await?.is_empty() {
             return Ok(());
+        }
+        if session.control().active {
+            if conv.execution_status() == ExecutionStatus::Running {
+                return Ok(());
+            }
+            // A run that has just set its final status is still winding
+            // down: condense once it has ended, as on an idle conversation.
+            let mut running = session.running.subscribe();
+            let _ = tokio::time::timeout(STOP_WAIT, running.wait_for(|r| !*r)).await;
+            if session.control().active {
+                return Ok(());
+            }
         }
         let prepared = inner
             .prepare(conv, &session)

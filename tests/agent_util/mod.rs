@@ -169,6 +169,21 @@ pub async fn wait_status(client: &mut Client, id: &str, wanted: &[&str]) -> Valu
     }
 }
 
+/// Polls until an event of `kind` is stored (at most 20 s); every event.
+/// A run that fails sets its status before it stores the error event, as
+/// Python does, so waiting for the status alone races the event.
+pub async fn wait_event(client: &mut Client, id: &str, kind: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let evs = events(client, id).await;
+        if evs.iter().any(|e| e["kind"] == kind) {
+            return evs;
+        }
+        assert!(Instant::now() < deadline, "no {kind}: {:?}", kinds(&evs));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Every stored event (compact form), in log order.
 pub async fn events(client: &mut Client, id: &str) -> Vec<Value> {
     let mut out = Vec::new();

@@ -125,7 +125,9 @@ async fn restart_with_and_without_the_key() {
             state["value"]["agent"]["llm"]
         );
         assert!(
-            srv.stderr().contains("could not be decrypted"),
+            srv.stderr_with("could not be decrypted")
+                .await
+                .contains("could not be decrypted"),
             "{}",
             srv.stderr()
         );
@@ -338,5 +340,9 @@ async fn restart_recovery_and_a_torn_last_line() {
         .iter()
         .any(|e| e["key"] == "execution_status" && e["value"] == "error"));
     assert!(!events.iter().any(|e| e["id"] == "torn"));
-    assert!(srv.stderr().contains("recovered"), "{}", srv.stderr());
+    assert!(
+        srv.stderr_with("recovered").await.contains("recovered"),
+        "{}",
+        srv.stderr()
+    );
 }

@@ -182,7 +182,11 @@ async fn no_keys_means_open_access_with_a_warning() {
     let server = ServerBuilder::new().spawn();
     let response = server.get("/api/anything").await;
     assert_eq!(response.status, StatusCode::NOT_FOUND);
-    let warnings = server.stderr().matches("authentication").count();
+    let warnings = server
+        .stderr_with("authentication")
+        .await
+        .matches("authentication")
+        .count();
     assert_eq!(warnings, 1, "{}", server.stderr());
 }
 

@@ -34,7 +34,11 @@ async fn sigterm_and_sigint_exit_cleanly() {
 async fn reload_is_accepted_and_ignored() {
     let server = ServerBuilder::new().arg("--reload").spawn();
     assert_eq!(server.get("/alive").await.status, StatusCode::OK);
-    assert!(server.stderr().contains("--reload"), "{}", server.stderr());
+    assert!(
+        server.stderr_with("--reload").await.contains("--reload"),
+        "{}",
+        server.stderr()
+    );
 }
 
 /// Receives datagrams until one contains `wanted`; all of them are returned.
@@ -119,7 +123,10 @@ async fn socket_activation_uses_fd_3() {
     );
     assert_eq!(server.get("/alive").await.status, StatusCode::OK);
     assert!(
-        server.stderr().contains("passed by systemd"),
+        server
+            .stderr_with("passed by systemd")
+            .await
+            .contains("passed by systemd"),
         "{}",
         server.stderr()
     );

@@ -1,17 +1,16 @@
 //! The nginx server block (`packaging/nginx/agent-server.conf`) in front of
 //! the server: real nginx on loopback, started with the block as shipped
 //! (only its listen address and upstream port changed), a REST round trip to
-//! the real binary and a WebSocket event stream.
+//! the real binary and a real conversation's event stream from the binary on
+//! both socket paths.
 //!
 //! Ignored by default because they need nginx; `.ci/run nginx` installs
 //! Debian's nginx-light and runs them with `--ignored`. `NGINX` names another
 //! nginx binary.
 //!
-//! The binary has no WebSocket or upload route yet, so those run against the
-//! same HTTP stack in process (`InProcess`) with test routes: one at the
-//! event socket's path, `/sockets/events/{conversation_id}`, that sends
-//! events and echoes client frames, one that receives an upload, one that
-//! shows the headers nginx adds.
+//! The upload and header checks run against the same HTTP stack in process
+//! (`InProcess`) with two test routes: one that receives an upload whole and
+//! reports its size, one that shows the headers nginx adds.
 
 #[path = "../support/mod.rs"]
 pub mod support;
@@ -23,7 +22,7 @@ use std::time::Duration;
 
 use agent_server::config::Config;
 use agent_server::http::response;
-use agent_server::http::{ws, HandlerResult, Request, Route};
+use agent_server::http::{HandlerResult, Request, Route};
 use futures_util::{SinkExt, StreamExt};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -207,59 +206,42 @@ async fn rest_calls_reach_the_binary_through_nginx() {
     );
 }
 
-/// How many events the test socket sends before echoing.
-const EVENTS: usize = 50;
-
-/// `/sockets/events/{conversation_id}`: sends [`EVENTS`] events, then
-/// echoes each text frame back as an event, until the client closes.
-async fn event_socket(mut req: Request) -> HandlerResult {
-    let conversation = req.params().path_str("conversation_id").unwrap_or_default();
-    let (response, socket) = ws::upgrade(&mut req)?;
-    let shutdown = req.state().shutdown.clone();
-    tokio::spawn(async move {
-        let Ok(mut socket) = socket.await else { return };
-        for i in 0..EVENTS {
-            let event = json!({"kind": "MessageEvent", "conversation_id": conversation, "seq": i});
-            if socket
-                .send(Message::Text(event.to_string().into()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        loop {
-            tokio::select! {
-                message = socket.next() => match message {
-                    Some(Ok(Message::Text(text))) => {
-                        let event = json!({"kind": "Echo", "text": text.as_str()});
-                        if socket.send(Message::Text(event.to_string().into())).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => {}
-                },
-                _ = shutdown.cancelled() => break,
-            }
-        }
-    });
-    Ok(response)
-}
-
+/// The next event frame (pings skipped), bounded.
 async fn next_event<S>(socket: &mut S) -> Value
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
-    let message = tokio::time::timeout(TIMEOUT, socket.next())
-        .await
-        .expect("no event in time")
-        .expect("socket ended")
-        .expect("socket error");
-    match message {
-        Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON event"),
-        other => panic!("unexpected frame {other:?}"),
+    loop {
+        let message = tokio::time::timeout(TIMEOUT, socket.next())
+            .await
+            .expect("no event in time")
+            .expect("socket ended")
+            .expect("socket error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON event"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
     }
+}
+
+/// Reads events until a user `MessageEvent` with `text` (bounded); the
+/// events read on the way are returned with it last.
+async fn until_message<S>(socket: &mut S, text: &str) -> Vec<Value>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let event = next_event(socket).await;
+        let done =
+            event["kind"] == "MessageEvent" && event["llm_message"]["content"][0]["text"] == text;
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+    panic!("no message {text:?} among {seen:?}");
 }
 
 /// Receives an upload whole and reports its size.
@@ -294,10 +276,9 @@ async fn wait_for_log(nginx: &Nginx, line: &str) {
 
 #[tokio::test]
 #[ignore = "needs nginx: run by `.ci/run nginx`"]
-async fn uploads_headers_and_event_streams_through_nginx() {
+async fn uploads_and_headers_through_nginx() {
     let server = InProcess::start(Config::default(), |table| {
         table
-            .add(Route::get("/sockets/events/{conversation_id}", event_socket).public())
             .add(Route::post("/api/test/upload", upload).streaming_body())
             .add(Route::get("/api/test/headers", headers));
     })
@@ -322,34 +303,101 @@ async fn uploads_headers_and_event_streams_through_nginx() {
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{seen}");
     assert_eq!(seen["x-real-ip"], "127.0.0.1", "{seen}");
 
-    for path in [
+    server.shut_down().await;
+}
+
+#[tokio::test]
+#[ignore = "needs nginx: run by `.ci/run nginx`"]
+async fn a_conversation_event_stream_through_nginx_on_both_paths() {
+    let key = "nginx-key";
+    let server = ServerBuilder::new().session_key(key).spawn();
+    let nginx = Nginx::start(server.addr);
+    let work = tempfile::tempdir().unwrap();
+    let auth = [("X-Session-API-Key", key)];
+    let mut client = Client::connect(nginx.addr).await;
+    // No run: the messages are stored and streamed, no LLM is called.
+    let start = json!({
+        "workspace": {"kind": "LocalWorkspace", "working_dir": work.path()},
+        "agent": {"kind": "Agent",
+                  "llm": {"model": "openai/gpt-4o", "base_url": "http://127.0.0.1:9/v1",
+                          "api_key": "sk-unused", "usage_id": "agent"},
+                  "tools": []},
+        "autotitle": false
+    });
+    let created = client
+        .json(Method::POST, "/api/conversations", &auth, &start)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+
+    for (prefix, api) in [
+        ("/sockets/events/", "/api/conversations/"),
+        (
+            "/apps/conversations/api/sockets/events/",
+            "/apps/conversations/api/api/conversations/",
+        ),
+    ] {
+        let mut socket = ws_connect(
+            nginx.addr,
+            &format!("{prefix}{id}?session_api_key={key}"),
+            &[],
+        )
+        .await;
+        let first = next_event(&mut socket).await;
+        assert_eq!(first["key"], "full_state", "{prefix}: {first}");
+        assert_eq!(first["value"]["id"], id.as_str());
+
+        // A message posted over REST (through nginx) arrives as a frame.
+        let posted = format!("posted via {prefix}");
+        let message =
+            json!({"role": "user", "content": [{"type": "text", "text": posted}], "run": false});
+        let sent = client
+            .json(Method::POST, &format!("{api}{id}/events"), &auth, &message)
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{api}: {}", sent.text());
+        let seen = until_message(&mut socket, &posted).await;
+        assert_eq!(seen.last().unwrap()["source"], "user");
+
+        // A frame sent by the client is stored and streamed back.
+        let typed = format!("typed via {prefix}");
+        let frame = json!({"role": "user", "content": [{"type": "text", "text": typed}]});
+        socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+        until_message(&mut socket, &typed).await;
+        socket.close(None).await.unwrap();
+    }
+    for prefix in [
         "/sockets/events/",
         "/apps/conversations/api/sockets/events/",
     ] {
-        let id = "0b9f3c6a2a8e4d0c9d1e6f7a8b9c0d1e";
-        let mut socket = ws_connect(nginx.addr, &format!("{path}{id}"), &[]).await;
-        for i in 0..EVENTS {
-            let event = next_event(&mut socket).await;
-            assert_eq!(event["seq"], json!(i), "{path}");
-            assert_eq!(event["conversation_id"], json!(id));
-        }
-        for text in ["first", "second"] {
-            socket.send(Message::Text(text.into())).await.unwrap();
-            assert_eq!(
-                next_event(&mut socket).await,
-                json!({"kind": "Echo", "text": text})
-            );
-        }
-        socket.close(None).await.unwrap();
+        wait_for_log(
+            &nginx,
+            &format!("GET {prefix}{id}?session_api_key={key} HTTP/1.1\" 101"),
+        )
+        .await;
     }
-    let id = "0b9f3c6a2a8e4d0c9d1e6f7a8b9c0d1e";
-    wait_for_log(&nginx, &format!("GET /sockets/events/{id} HTTP/1.1\" 101")).await;
-    wait_for_log(
-        &nginx,
-        &format!("GET /apps/conversations/api/sockets/events/{id} HTTP/1.1\" 101"),
-    )
-    .await;
-    server.shut_down().await;
+    // Both messages of each path are in the conversation.
+    let search = client
+        .get_with(
+            &format!("/api/conversations/{id}/events/search?limit=100"),
+            &auth,
+        )
+        .await;
+    let texts: Vec<String> = search.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "MessageEvent")
+        .map(|e| {
+            e["llm_message"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(texts.len(), 4, "{texts:?}");
 }
 
 /// The shipped example files against the real configuration loader.

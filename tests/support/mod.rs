@@ -230,6 +230,19 @@ impl TestServer {
         self.stderr.text()
     }
 
+    /// What it logged so far, waiting (bounded) until that contains
+    /// `needle`: a line is read from the pipe a moment after it is logged.
+    pub async fn stderr_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let text = self.stderr();
+            if text.contains(needle) || Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A client on a new connection.
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
@@ -456,6 +469,12 @@ impl Client {
     /// Sends a prepared request.
     pub async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> TestResponse {
         let exchange = async {
+            // The server closes keep-alive connections idle for longer than
+            // its header timeout (as uvicorn does after 5 s); a client opens
+            // a new one then, as HTTP clients do.
+            if self.sender.is_closed() || self.sender.ready().await.is_err() {
+                *self = Client::connect(self.addr).await;
+            }
             self.sender.ready().await.expect("connection ready");
             let response = self.sender.send_request(request).await.expect("response");
             let (parts, body) = response.into_parts();

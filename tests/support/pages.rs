@@ -6,11 +6,17 @@
 //! - `/slow?ms=N`: answers after N milliseconds (at most 10 000);
 //! - `/long?paragraphs=N`: N numbered paragraphs of text, for paging.
 //!
-//! Include it with `#[path = "support/pages.rs"] mod pages;`.
+//! Every request's path and query is logged ([`PageServer::requests`]), so
+//! tests can check what the browser really asked for (a submitted form's
+//! values, a page loaded).
+//!
+//! Include it with `#[path = "support/pages.rs"] pub mod pages;` (public, so
+//! helpers a crate does not use are not dead code).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 pub struct PageServer {
     addr: SocketAddr,
     stop: CancellationToken,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl PageServer {
@@ -36,6 +43,8 @@ impl PageServer {
         let addr = listener.local_addr().expect("local address");
         let stop = CancellationToken::new();
         let stopped = stop.clone();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -44,8 +53,16 @@ impl PageServer {
                 };
                 let Ok((stream, _)) = accepted else { continue };
                 let conn_stop = stopped.clone();
+                let sink = sink.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(handle);
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let line = req
+                            .uri()
+                            .path_and_query()
+                            .map_or_else(String::new, |pq| pq.to_string());
+                        sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                        handle(req)
+                    });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
@@ -55,7 +72,12 @@ impl PageServer {
                 });
             }
         });
-        PageServer { addr, stop }
+        PageServer { addr, stop, log }
+    }
+
+    /// The path and query of every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The absolute URL of `path` (`"form.html"`, `"/slow?ms=500"`).

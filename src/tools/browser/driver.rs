@@ -9,6 +9,11 @@
 //! Chromium process carries its profile path in its command line, so a
 //! session's processes are found by that marker and all of ours by the root
 //! path, even after chromedriver is gone.
+//!
+//! chromedriver counts as alive only when it answers `GET /status` as
+//! ready: a process that was just killed but not yet reaped, or one that
+//! hangs, is replaced before a session is created on it; and a new-session
+//! request that gets no answer at all checks it again and retries once.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,7 @@ use std::process::Stdio;
 use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
+use fantoccini::error::NewSessionError;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
@@ -28,6 +34,10 @@ pub const APT_HINT: &str = "apt-get install -y chromium chromium-driver";
 
 /// How long chromedriver may take to accept connections.
 const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a running chromedriver may take to answer `GET /status`.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Start attempts (each on a new port) before chromedriver is given up on.
+const START_ATTEMPTS: usize = 3;
 /// How long Chromium may take to start and open its first tab.
 const SESSION_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Page loads and scripts slower than this fail the action.
@@ -137,9 +147,32 @@ struct Driver {
     log: PathBuf,
 }
 
+/// Why one start attempt failed.
+enum StartFailure {
+    /// chromedriver exited before it answered: most likely the port picked
+    /// for it was taken between our probe and its bind. Worth another port.
+    Exited(String),
+    /// Anything else: reported as is.
+    Fatal(String),
+}
+
 impl Driver {
-    /// Starts chromedriver on a free loopback port in its own process group.
+    /// Starts chromedriver on a free loopback port in its own process group
+    /// and waits until it answers `GET /status`. A chromedriver that exits
+    /// during start-up is tried again on another port.
     async fn start(binary: &Path, dir: &Path) -> Result<Self, String> {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once(binary, dir).await {
+                Ok(driver) => return Ok(driver),
+                Err(StartFailure::Exited(e)) => last = e,
+                Err(StartFailure::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    async fn start_once(binary: &Path, dir: &Path) -> Result<Self, StartFailure> {
         let binary = binary.to_path_buf();
         let dir = dir.to_path_buf();
         let spawned = tokio::task::spawn_blocking(move || -> io::Result<Driver> {
@@ -174,29 +207,29 @@ impl Driver {
             })
         })
         .await
-        .map_err(|e| format!("could not start chromedriver: {e}"))?;
-        let mut driver = spawned.map_err(|e| format!("could not start chromedriver: {e}"))?;
+        .map_err(|e| StartFailure::Fatal(format!("could not start chromedriver: {e}")))?;
+        let mut driver = spawned
+            .map_err(|e| StartFailure::Fatal(format!("could not start chromedriver: {e}")))?;
         let deadline = Instant::now() + DRIVER_START_TIMEOUT;
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", driver.port))
-                .await
-                .is_ok()
-            {
+            // Asking for its status, not just connecting, tells chromedriver
+            // apart from another program that took the port.
+            if probe(driver.port).await {
                 return Ok(driver);
             }
-            if let Ok(Some(status)) = driver.child.try_wait() {
-                return Err(format!(
+            if let Some(status) = driver.exit_status() {
+                return Err(StartFailure::Exited(format!(
                     "chromedriver exited during start-up ({status}); see {}",
                     driver.log.display()
-                ));
+                )));
             }
             if Instant::now() >= deadline {
                 let port = driver.port;
                 driver.kill().await;
-                return Err(format!(
-                    "chromedriver did not listen on 127.0.0.1:{port} within {}s",
+                return Err(StartFailure::Fatal(format!(
+                    "chromedriver did not answer on 127.0.0.1:{port} within {}s",
                     DRIVER_START_TIMEOUT.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -206,8 +239,15 @@ impl Driver {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    /// The exit status, once chromedriver has exited (reaping it).
+    fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Whether chromedriver still runs and answers. A process that was
+    /// just killed may not have exited yet, so the answer decides.
+    async fn is_healthy(&mut self) -> bool {
+        self.exit_status().is_none() && probe(self.port).await
     }
 
     /// Kills chromedriver's whole process group and reaps it.
@@ -223,6 +263,38 @@ impl Driver {
         })
         .await;
     }
+}
+
+/// Whether a chromedriver on `port` answers `GET /status` with `ready: true`.
+async fn probe(port: u16) -> bool {
+    use http_body_util::BodyExt as _;
+    let check = async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .ok()?;
+        let request = http::Request::get("/status")
+            .header(http::header::HOST, format!("127.0.0.1:{port}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .ok()?;
+        // Driven on its own task, aborted on return: the connection may
+        // close as soon as the answer is sent.
+        let _connection = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(connection));
+        let response = sender.send_request(request).await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        let status: Value = serde_json::from_slice(&body).ok()?;
+        status["value"]["ready"].as_bool()
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, check).await,
+        Ok(Some(true))
+    )
 }
 
 /// The chromedriver shared by every session of this process.
@@ -264,7 +336,7 @@ fn sweep_stale_roots() {
 async fn shared_driver(binaries: &Binaries) -> Result<String, String> {
     let mut slot = SHARED_DRIVER.lock().await;
     if let Some(driver) = slot.as_mut() {
-        if driver.is_running() && driver.binary == binaries.chromedriver {
+        if driver.binary == binaries.chromedriver && driver.is_healthy().await {
             return Ok(driver.url());
         }
     }
@@ -364,18 +436,34 @@ pub struct Launched {
     pub browser_version: String,
 }
 
+/// Why a session could not be created.
+enum ConnectError {
+    /// chromedriver did not answer the new-session request at all.
+    Unreachable(String),
+    /// chromedriver answered with a failure, or we could not even ask.
+    Failed(String),
+}
+
+impl ConnectError {
+    fn into_message(self) -> String {
+        match self {
+            ConnectError::Unreachable(e) | ConnectError::Failed(e) => e,
+        }
+    }
+}
+
 async fn connect(
     driver_url: &str,
     binaries: &Binaries,
     mut profile: ProfileGuard,
-) -> Result<Launched, String> {
+) -> Result<Launched, ConnectError> {
     tokio::fs::create_dir_all(&profile.path)
         .await
         .map_err(|e| {
-            format!(
+            ConnectError::Failed(format!(
                 "could not create the profile directory {}: {e}",
                 profile.path.display()
-            )
+            ))
         })?;
     let caps = json!({
         "browserName": "chrome",
@@ -391,7 +479,9 @@ async fn connect(
         },
     });
     let Value::Object(caps) = caps else {
-        return Err("capabilities must be an object".into());
+        return Err(ConnectError::Failed(
+            "capabilities must be an object".into(),
+        ));
     };
     let connecting = ClientBuilder::new(HttpConnector::new())
         .capabilities(caps)
@@ -401,10 +491,16 @@ async fn connect(
         Ok(client) => client,
         Err(e) => {
             profile.cleanup().await;
-            return Err(format!(
+            let message = format!(
                 "Chromium ({}) could not be started through chromedriver: {e}",
                 binaries.chromium.display()
-            ));
+            );
+            return Err(match e {
+                NewSessionError::Failed(_)
+                | NewSessionError::FailedC(_)
+                | NewSessionError::Lost(_) => ConnectError::Unreachable(message),
+                _ => ConnectError::Failed(message),
+            });
         }
     };
     let browser_version = client
@@ -420,25 +516,38 @@ async fn connect(
     })
 }
 
-/// Starts a new Chromium session on the shared chromedriver. If the start
-/// is abandoned (timeout, cancellation), the profile guard cleans up.
+fn new_profile() -> ProfileGuard {
+    ProfileGuard::new(browser_root_dir().join(format!("profile-{}", uuid::Uuid::new_v4().simple())))
+}
+
+/// Starts a new Chromium session on the shared chromedriver. If chromedriver
+/// does not answer the new-session request (it died, or stopped answering,
+/// since it was checked), it is checked again, restarted if it is not
+/// healthy, and the session is tried once more. If the start is abandoned
+/// (timeout, cancellation), the profile guard cleans up.
 pub async fn launch(settings: &BrowserSettings) -> Result<Launched, String> {
     let binaries = locate_async(settings).await?;
-    let driver_url = shared_driver(&binaries).await?;
-    let profile = ProfileGuard::new(
-        browser_root_dir().join(format!("profile-{}", uuid::Uuid::new_v4().simple())),
-    );
-    tokio::time::timeout(
-        SESSION_START_TIMEOUT,
-        connect(&driver_url, &binaries, profile),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(format!(
-            "Chromium did not start within {}s",
-            SESSION_START_TIMEOUT.as_secs()
-        ))
-    })
+    let start = async {
+        let driver_url = shared_driver(&binaries).await?;
+        match connect(&driver_url, &binaries, new_profile()).await {
+            Err(ConnectError::Unreachable(e)) => {
+                tracing::warn!(error = %e, "chromedriver did not answer; checking it and retrying once");
+                let driver_url = shared_driver(&binaries).await?;
+                connect(&driver_url, &binaries, new_profile())
+                    .await
+                    .map_err(ConnectError::into_message)
+            }
+            other => other.map_err(ConnectError::into_message),
+        }
+    };
+    tokio::time::timeout(SESSION_START_TIMEOUT, start)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "Chromium did not start within {}s",
+                SESSION_START_TIMEOUT.as_secs()
+            ))
+        })
 }
 
 /// Process ids whose command line contains `marker` (zombies have none).
@@ -593,6 +702,7 @@ pub async fn check_browser(settings: &BrowserSettings) -> Result<String, String>
             connect(&driver.url(), &binaries, ProfileGuard::new(dir.join("profile"))),
         )
         .await
+        .map(|r| r.map_err(ConnectError::into_message))
         .unwrap_or_else(|_| Err(format!("Chromium did not start within {}s", SESSION_START_TIMEOUT.as_secs())));
         let outcome = match session {
             Ok(launched) => {
@@ -687,6 +797,41 @@ mod tests {
         assert!(live.exists());
         std::fs::remove_dir_all(&live).unwrap();
         let _ = std::fs::remove_dir(browser_root_dir());
+    }
+
+    /// Serves one fixed HTTP response to every connection; the port.
+    async fn answering(body: &'static str) -> u16 {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn the_probe_wants_a_ready_chromedriver() {
+        assert!(
+            probe(answering(r#"{"value":{"ready":true,"message":"ChromeDriver ready"}}"#).await)
+                .await
+        );
+        assert!(!probe(answering(r#"{"value":{"ready":false}}"#).await).await);
+        assert!(!probe(answering("<html>some other server</html>").await).await);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(!probe(closed).await);
     }
 
     #[tokio::test]

@@ -745,7 +745,12 @@ impl TerminalTool {
                 return Ok(draft);
             }
         }
-        let mut slot = self.session.lock().await;
+        // The shell may still be starting in the background (a slow
+        // `~/.bashrc`): an interrupt must not wait for it.
+        let mut slot = tokio::select! {
+            slot = self.session.lock() => slot,
+            _ = ctx.cancel.cancelled() => return Err(ToolError::Cancelled),
+        };
         let dead = match slot.as_mut() {
             Some(session) => session.has_exited(),
             None => false,

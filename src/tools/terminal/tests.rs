@@ -422,6 +422,45 @@ async fn cancellation_interrupts_and_the_session_stays_usable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_does_not_wait_for_a_starting_shell() {
+    // A shell whose start-up (think `pyenv init` in `~/.bashrc`) takes a while.
+    let bin = tempfile::tempdir().unwrap();
+    let marker = bin.path().join("started");
+    let shell = bin.path().join("slow-bash");
+    std::fs::write(
+        &shell,
+        format!(
+            "#!/bin/sh\nsleep 2\ntouch '{}'\nexec bash \"$@\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shell, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let f = fixture_with(
+        json!({"shell_path": shell.to_str().unwrap()}),
+        ToolSettings::default(),
+    );
+    let tool = Arc::new(f.tool);
+    let warming = tokio::spawn({
+        let tool = tool.clone();
+        async move { tool.warm_up().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ctx = ExecContext::default();
+    ctx.cancel.cancel();
+    let action = tool
+        .validate(json!({"command": "echo hi"}).as_object().unwrap())
+        .unwrap();
+    assert_eq!(
+        tool.execute(&action, &ctx).await.unwrap_err(),
+        ToolError::Cancelled
+    );
+    assert!(!marker.exists(), "the call waited for the shell to start");
+    warming.await.unwrap();
+    tool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exited_shell_is_replaced() {
     let mut f = fixture();
     let obs = f.run("exit 4").await;
