@@ -152,6 +152,8 @@ step("conversation")
 # Kept on close (the factory's default deletes), to re-attach and for the
 # Rust test to compare with the server's log.
 conversation, seen = open_conversation(delete_on_close=False)
+# The client is ready on the first frame, a moment before its callbacks see it.
+wait_for("the first frame", lambda: full_states(seen))
 check(full_states(seen) == ["idle"], f"first frame: {full_states(seen)}")
 conversation.send_message("Say hello [script:py-echo]")
 conversation.run()
