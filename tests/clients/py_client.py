@@ -236,13 +236,15 @@ check(json.loads(state.model_dump_json())["execution_status"] == "finished", "st
 check(len(state.events) == len(events), "events len")
 check(state.events[-1].id == events[-1].id, "events by index")
 
+# The client reads settings from its cached state, which the socket's
+# update frames refresh a moment after the POST returns.
 conversation.set_security_analyzer(LLMSecurityAnalyzer())
-check(
-    isinstance(conversation.state.security_analyzer, LLMSecurityAnalyzer),
-    f"analyzer {conversation.state.security_analyzer}",
+wait_for(
+    "the analyzer in the state",
+    lambda: isinstance(conversation.state.security_analyzer, LLMSecurityAnalyzer),
 )
 conversation.set_security_analyzer(None)
-check(conversation.state.security_analyzer is None, "analyzer removed")
+wait_for("the analyzer removed", lambda: conversation.state.security_analyzer is None)
 # Without a condenser the server refuses, as the Python server does.
 try:
     conversation.condense()
@@ -351,7 +353,10 @@ step("confirmation")
 tokens = []
 conversation, seen = open_conversation(stream=True, token_callbacks=[tokens.append])
 conversation.set_confirmation_policy(AlwaysConfirm())
-check(isinstance(conversation.state.confirmation_policy, AlwaysConfirm), "policy set")
+wait_for(
+    "the policy in the state",
+    lambda: isinstance(conversation.state.confirmation_policy, AlwaysConfirm),
+)
 conversation.send_message("Try something risky [script:py-reject]")
 conversation.run()
 check(
@@ -374,6 +379,10 @@ rejection = wait_for(
 check(rejection.action_id == pending[0].id, "rejection names the action")
 check(rejection.rejection_reason == "Not this time", rejection.rejection_reason)
 conversation.set_confirmation_policy(NeverConfirm())
+wait_for(
+    "NeverConfirm in the state",
+    lambda: isinstance(conversation.state.confirmation_policy, NeverConfirm),
+)
 conversation.run()
 check(conversation.state.execution_status == ConversationExecutionStatus.FINISHED, "finished")
 events = list(conversation.state.events)
