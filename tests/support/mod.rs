@@ -58,12 +58,17 @@ impl ServerBuilder {
     /// `--host 127.0.0.1 --port 0`, an empty environment but `PATH`, and a
     /// fresh working directory. The browser is off (`OH_ENABLE_BROWSER=false`):
     /// its start-up check would launch Chromium, which a server killed on drop
-    /// cannot clean up; tests of the browser turn it on.
+    /// cannot clean up; tests of the browser turn it on. `HOME` points
+    /// nowhere, so the terminal's bash does not source the developer's
+    /// `~/.bashrc` (without `HOME` it would find it through the password
+    /// database, and a `pyenv init` in it, killed halfway with the server,
+    /// leaves a lock that stalls every later shell).
     pub fn new() -> Self {
         let mut env = BTreeMap::new();
         if let Some(path) = std::env::var_os("PATH").and_then(|p| p.into_string().ok()) {
             env.insert("PATH".to_string(), path);
         }
+        env.insert("HOME".to_string(), "/nonexistent".to_string());
         env.insert("OH_ENABLE_BROWSER".to_string(), "false".to_string());
         ServerBuilder {
             dir: tempfile::tempdir().expect("temp dir"),
