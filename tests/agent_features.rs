@@ -2,8 +2,9 @@
 //! binary: a working directory with `AGENTS.md`, a nested rule, a keyword
 //! skill and an AgentSkill, user skills from `HOME`, inline and disabled
 //! skills; what the first LLM request carries, the path rule on the
-//! observation of a tool touching its directory, `invoke_skill`, and a
-//! model without vision meeting an image.
+//! observation of a tool touching its directory, `invoke_skill`; a model
+//! without vision meeting an image; and the features this server refuses
+//! at creation rather than ignore (MCP servers, hooks, critics).
 
 #[path = "support/mod.rs"]
 pub mod support;
@@ -16,9 +17,10 @@ pub mod agent_util;
 
 use std::path::Path;
 
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use agent_util::{create, events, info, kinds, of_kind, run, wait_status, Harness};
+use agent_util::{call, create, events, info, kinds, of_kind, run, wait_status, Harness};
 use fake_llm::Turn;
 
 fn write(path: &Path, text: &str) {
@@ -314,4 +316,54 @@ async fn an_image_for_a_model_without_vision_is_answered_without_a_call() {
         "I received your image, but the currently selected model (openai/gpt-4o) does not support image understanding. Please switch to a multimodal model to analyze the image."
     );
     assert_eq!(info(&mut c, &id).await["execution_status"], "finished");
+}
+
+#[tokio::test]
+async fn unsupported_features_are_refused_at_creation() {
+    let h = Harness::start(&[]).await;
+    let mut c = h.client().await;
+    let mut refused = Vec::new();
+    for (field, value) in [
+        (
+            "mcp_config",
+            json!({"mcpServers": {"fetch": {"command": "uvx", "env": {"TOKEN": "mcp-sekrit"}}}}),
+        ),
+        ("critic", json!({"kind": "AgentFinishedCritic"})),
+        (
+            "hook_config",
+            json!({"stop": [{"matcher": "*", "hooks": [{"command": "true"}]}]}),
+        ),
+    ] {
+        let mut body = h.body("none", &[]);
+        match field {
+            "hook_config" => body[field] = value,
+            _ => body["agent"][field] = value,
+        }
+        let (status, errs) = call(&mut c, Method::POST, "/api/conversations", Some(&body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{errs}");
+        assert!(!errs.to_string().contains("mcp-sekrit"));
+        let msg = errs["detail"][0]["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(msg.contains("not supported by this server"), "{errs}");
+        refused.push(errs["detail"][0]["loc"].clone());
+    }
+    assert_eq!(
+        refused,
+        [
+            json!(["body", "agent", "mcp_config"]),
+            json!(["body", "agent", "critic"]),
+            json!(["body", "hook_config"])
+        ]
+    );
+    let (status, list) = call(&mut c, Method::GET, "/api/conversations/search", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"], json!([]), "nothing was created");
+    // Empty or disabled configurations stay accepted.
+    let mut body = h.body("none", &[]);
+    body["agent"]["mcp_config"] = json!({"off": {"command": "x", "enabled": false}});
+    body["agent"]["critic"] = Value::Null;
+    body["hook_config"] = json!({"pre_tool_use": []});
+    create(&mut c, &body).await;
 }
