@@ -77,6 +77,8 @@ pub struct Inner {
     pub llm: LlmClient,
     /// For lookup secrets.
     pub outbound: Outbound,
+    /// The server's own URL: the base of relative lookup secret URLs.
+    pub server_url: String,
     tool_settings: Arc<ToolSettings>,
     sessions: Mutex<HashMap<Uuid, Arc<Session>>>,
     service: OnceLock<Weak<ConversationService>>,
@@ -95,12 +97,18 @@ impl std::fmt::Debug for AgentRuntime {
 }
 
 impl AgentRuntime {
-    /// A runtime calling LLMs (and lookup secrets) over `outbound`.
-    pub fn new(outbound: Outbound, tool_settings: Arc<ToolSettings>) -> AgentRuntime {
+    /// A runtime calling LLMs (and lookup secrets) over `outbound`;
+    /// relative lookup secret URLs are resolved against `server_url`.
+    pub fn new(
+        outbound: Outbound,
+        tool_settings: Arc<ToolSettings>,
+        server_url: String,
+    ) -> AgentRuntime {
         AgentRuntime {
             inner: Arc::new(Inner {
                 llm: LlmClient::new(outbound.clone()),
                 outbound,
+                server_url,
                 tool_settings,
                 sessions: Mutex::new(HashMap::new()),
                 service: OnceLock::new(),

@@ -513,7 +513,13 @@ impl Step<'_> {
             act.get("command").and_then(Value::as_str),
         ) {
             ("terminal", Some(command)) => {
-                super::secrets::for_command(command, &secrets_all, &self.inner.outbound).await
+                super::secrets::for_command(
+                    command,
+                    &secrets_all,
+                    &self.inner.outbound,
+                    &self.inner.server_url,
+                )
+                .await
             }
             _ => Vec::new(),
         };
