@@ -102,6 +102,14 @@ async fn project_user_and_inline_skills_reach_the_model() {
         &home.path().join(".openhands/skills/hidden.md"),
         "---\nname: hidden\ntriggers:\n  - deploy\n---\nDisabled skill text.",
     );
+    write(
+        &w.join(".openhands/memory/MEMORY.md"),
+        "- The build needs nightly-4e2.",
+    );
+    write(
+        &home.path().join(".openhands/memory/MEMORY.md"),
+        "- The user prefers short answers.",
+    );
     h.llm.add_script(
         "skills",
         vec![
@@ -130,6 +138,7 @@ async fn project_user_and_inline_skills_reach_the_model() {
         "load_project_skills": true,
         "load_user_skills": true,
         "load_public_skills": true,
+        "load_memory": true,
         "disabled_skills": ["hidden"],
         "user_message_suffix": "Suffix-b2e9.",
         "skills": [{"name": "inline-one", "content": "Inline skill body.",
