@@ -595,9 +595,7 @@ fn build_body(
     };
     let mut body = match route.api {
         Api::Chat => chat::build_body(config, route, features, request, messages)?,
-        Api::Responses => Body::plain(responses::build_body(
-            config, route, features, request, messages,
-        )?),
+        Api::Responses => responses::build_body(config, route, features, request, messages)?,
         Api::Anthropic => Body::plain(anthropic::build_body(
             config, route, features, request, messages,
         )?),
