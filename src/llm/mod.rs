@@ -529,14 +529,6 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    /// A body of plain fields.
-    pub(crate) fn plain(fields: Map<String, Value>) -> Body {
-        Body {
-            fields,
-            written: None,
-        }
-    }
-
     /// `fields` with `key`'s value already serialised as `json`.
     pub(crate) fn with_written(
         fields: Map<String, Value>,
@@ -596,9 +588,7 @@ fn build_body(
     let mut body = match route.api {
         Api::Chat => chat::build_body(config, route, features, request, messages)?,
         Api::Responses => responses::build_body(config, route, features, request, messages)?,
-        Api::Anthropic => Body::plain(anthropic::build_body(
-            config, route, features, request, messages,
-        )?),
+        Api::Anthropic => anthropic::build_body(config, route, features, request, messages)?,
     };
     for (k, v) in &config.litellm_extra_body {
         body.insert(k.clone(), v.clone());
