@@ -18,7 +18,9 @@ use std::collections::BTreeSet;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use agent_util::{call, create, events, kinds, label, of_kind, run, wait_status, Harness, Socket};
+use agent_util::{
+    call, create, events, events_with, kinds, label, of_kind, run, wait_status, Harness, Socket,
+};
 use fake_llm::Turn;
 
 fn fixture() -> Value {
@@ -325,10 +327,18 @@ async fn the_iteration_limit_ends_the_run_with_an_error() {
     );
     assert_eq!(err[0]["classification"]["kind"], "agent_action");
     assert_eq!(of_kind(&evs, "ActionEvent").len(), 2);
-    // A new run counts its own iterations.
+    // A new run counts its own iterations (the status is `error` before and
+    // after it: its end shows as the second error event).
     run(&mut c, &id).await;
-    wait_status(&mut c, &id, &["error"]).await;
-    let evs = events(&mut c, &id).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let evs = loop {
+        let evs = events(&mut c, &id).await;
+        if of_kind(&evs, "ConversationErrorEvent").len() == 2 {
+            break evs;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", kinds(&evs));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(of_kind(&evs, "ActionEvent").len(), 4);
 }
 
@@ -345,7 +355,7 @@ async fn a_rejected_key_is_not_retried_and_ends_the_run() {
     let id = create(&mut c, &body).await;
     run(&mut c, &id).await;
     wait_status(&mut c, &id, &["error"]).await;
-    let evs = events(&mut c, &id).await;
+    let evs = events_with(&mut c, &id, "ConversationErrorEvent").await;
     let err = of_kind(&evs, "ConversationErrorEvent");
     assert_eq!(err[0]["code"], "LLMAuthenticationError");
     assert_eq!(
@@ -394,7 +404,7 @@ async fn transient_failures_are_retried_on_a_short_schedule() {
     let id = create(&mut c, &h.body("down", &[])).await;
     run(&mut c, &id).await;
     wait_status(&mut c, &id, &["error"]).await;
-    let evs = events(&mut c, &id).await;
+    let evs = events_with(&mut c, &id, "ConversationErrorEvent").await;
     let err = of_kind(&evs, "ConversationErrorEvent");
     assert_eq!(err[0]["code"], "LLMServiceUnavailableError");
     assert_eq!(err[0]["classification"]["retryable"], true);
@@ -595,7 +605,7 @@ async fn tool_set_up_is_checked_when_the_agent_starts() {
     let id = create(&mut c, &h.body("tools", &["glob", "glob"])).await;
     run(&mut c, &id).await;
     wait_status(&mut c, &id, &["error"]).await;
-    let evs = events(&mut c, &id).await;
+    let evs = events_with(&mut c, &id, "ConversationErrorEvent").await;
     let err = of_kind(&evs, "ConversationErrorEvent");
     assert_eq!(err[0]["code"], "ValueError");
     assert!(err[0]["detail"]

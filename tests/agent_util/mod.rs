@@ -151,6 +151,20 @@ pub async fn info(client: &mut Client, id: &str) -> Value {
     v
 }
 
+/// The events once one of `kind` is among them (at most 10 s): a run sets
+/// its final status just before it stores the event explaining it.
+pub async fn events_with(client: &mut Client, id: &str, kind: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let evs = events(client, id).await;
+        if !of_kind(&evs, kind).is_empty() {
+            return evs;
+        }
+        assert!(Instant::now() < deadline, "no {kind}: {:?}", kinds(&evs));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls until the status is one of `wanted` (at most 20 s); the info.
 pub async fn wait_status(client: &mut Client, id: &str, wanted: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
