@@ -105,10 +105,14 @@ impl AppState {
     }
 
     /// Creates the agent runtime and installs it as the conversation
-    /// service's runner; `false` if one was installed already.
-    pub fn install_agent(&self, service: &Arc<ConversationService>) -> bool {
-        let runtime =
-            AgentRuntime::new(self.outbound.clone(), registry::tool_settings(&self.config));
+    /// service's runner; `false` if one was installed already. `server_url`
+    /// is where relative `LookupSecret` URLs point ([`internal_server_url`]).
+    pub fn install_agent(&self, service: &Arc<ConversationService>, server_url: String) -> bool {
+        let runtime = AgentRuntime::new(
+            self.outbound.clone(),
+            registry::tool_settings(&self.config),
+            server_url,
+        );
         runtime.attach(service);
         self.agent.set(runtime).is_ok()
     }
@@ -194,6 +198,26 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// The server's own URL, for relative `LookupSecret` URLs:
+/// `OH_INTERNAL_SERVER_URL` when set (behind a proxy, in a container),
+/// else the bound address, a wildcard bind reached over 127.0.0.1 (as the
+/// Python server does).
+pub fn internal_server_url(bound: SocketAddr) -> String {
+    let given = std::env::var("OH_INTERNAL_SERVER_URL")
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    if let Some(given) = given {
+        return given;
+    }
+    let ip = if bound.ip().is_unspecified() {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    } else {
+        bound.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, bound.port()))
+}
+
 /// Runs the server until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(config: Config) -> Result<(), StartError> {
     // Signal handlers exist before anyone can learn the address, so an early
@@ -226,7 +250,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let conversations = start_conversations(&state).await?;
     state.set_conversation_service(conversations.clone());
-    state.install_agent(&conversations);
+    state.install_agent(&conversations, internal_server_url(addr));
     // Opened in the background (its index is a directory listing) so an
     // unusable events directory shows in the log at start without delaying
     // readiness; the routes try again on every call.

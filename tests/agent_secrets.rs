@@ -231,3 +231,60 @@ async fn a_run_killed_mid_tool_is_recovered_and_runs_again() {
     assert_eq!(tool_msgs.len(), 1);
     assert!(tool_msgs[0].to_string().contains("A restart occurred"));
 }
+
+/// Runs `command` in the terminal of a new conversation with `secrets`;
+/// the observation's text.
+async fn run_with_secrets(h: &Harness, script: &str, command: &str, secrets: Value) -> String {
+    h.llm.add_script(
+        script,
+        vec![
+            Turn::tool("terminal", json!({"command": command})),
+            Turn::tool("finish", json!({"message": "done"})),
+        ],
+    );
+    let mut c = h.client().await;
+    let mut body = h.body(script, &["terminal"]);
+    body["secrets"] = secrets;
+    let id = create(&mut c, &body).await;
+    run(&mut c, &id).await;
+    wait_status(&mut c, &id, &["finished"]).await;
+    let evs = events(&mut c, &id).await;
+    of_kind(&evs, "ObservationEvent")[0]["observation"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn relative_lookup_urls_resolve_against_the_server() {
+    // Without OH_INTERNAL_SERVER_URL: the server's own bound address.
+    let h = Harness::start(&[]).await;
+    let out = run_with_secrets(
+        &h,
+        "own",
+        "echo \"$SELF_HEALTH\" | tr a-z A-Z",
+        json!({"SELF_HEALTH": {"kind": "LookupSecret", "url": "/alive"}}),
+    )
+    .await;
+    assert!(out.contains(r#"{"STATUS":"OK"}"#), "{out}");
+
+    // With it: joined under its path, as Python's urljoin does.
+    let (url, lookups) = lookup_server().await;
+    let base = url.trim_end_matches("/secret").to_string() + "/base";
+    let h = Harness::start(&[("OH_INTERNAL_SERVER_URL", &base)]).await;
+    let out = run_with_secrets(
+        &h,
+        "internal",
+        "echo \"$REL\" | tr a-z A-Z",
+        json!({"REL": {"kind": "LookupSecret", "url": "vault/rel"}}),
+    )
+    .await;
+    assert!(out.contains(&LOOKED_UP.to_uppercase()), "{out}");
+    let heads = lookups.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1);
+    assert!(
+        heads[0].starts_with("GET /base/vault/rel HTTP/1.1"),
+        "{}",
+        heads[0]
+    );
+}

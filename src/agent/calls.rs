@@ -425,6 +425,8 @@ mod tests {
                 vision: false,
                 responses_api: false,
                 settings: registry::tool_settings(&Config::default()),
+                skills: std::sync::Arc::new(Vec::new()),
+                attach_invoke_skill: false,
             },
         )
         .unwrap()

@@ -77,6 +77,8 @@ pub struct Inner {
     pub llm: LlmClient,
     /// For lookup secrets.
     pub outbound: Outbound,
+    /// The server's own URL: the base of relative lookup secret URLs.
+    pub server_url: String,
     tool_settings: Arc<ToolSettings>,
     sessions: Mutex<HashMap<Uuid, Arc<Session>>>,
     service: OnceLock<Weak<ConversationService>>,
@@ -95,12 +97,18 @@ impl std::fmt::Debug for AgentRuntime {
 }
 
 impl AgentRuntime {
-    /// A runtime calling LLMs (and lookup secrets) over `outbound`.
-    pub fn new(outbound: Outbound, tool_settings: Arc<ToolSettings>) -> AgentRuntime {
+    /// A runtime calling LLMs (and lookup secrets) over `outbound`;
+    /// relative lookup secret URLs are resolved against `server_url`.
+    pub fn new(
+        outbound: Outbound,
+        tool_settings: Arc<ToolSettings>,
+        server_url: String,
+    ) -> AgentRuntime {
         AgentRuntime {
             inner: Arc::new(Inner {
                 llm: LlmClient::new(outbound.clone()),
                 outbound,
+                server_url,
                 tool_settings,
                 sessions: Mutex::new(HashMap::new()),
                 service: OnceLock::new(),
@@ -305,24 +313,14 @@ impl Inner {
             return Ok(p.clone());
         }
         let agent = conv.agent();
-        let (vision, responses_api, max_input_tokens) = match crate::llm::route::resolve(&agent.llm)
-        {
+        // One decision for the requests, the image check and the tools.
+        let vision = crate::llm::features::vision(&agent.llm);
+        let (responses_api, max_input_tokens) = match crate::llm::route::resolve(&agent.llm) {
             Ok(route) => {
                 let f = crate::llm::features::resolve(&agent.llm, &route);
-                (
-                    f.vision,
-                    route.api == crate::llm::Api::Responses,
-                    f.max_input_tokens,
-                )
+                (route.api == crate::llm::Api::Responses, f.max_input_tokens)
             }
-            Err(_) => (false, false, 0),
-        };
-        let place = ToolPlace {
-            working_dir: conv.working_dir().to_path_buf(),
-            conversation_dir: conv.dir().to_path_buf(),
-            vision,
-            responses_api,
-            settings: self.tool_settings.clone(),
+            Err(_) => (false, 0),
         };
         let context = agent.agent_context.clone();
         let flag = |k: &str| {
@@ -333,23 +331,17 @@ impl Inner {
                 .unwrap_or(false)
         };
         let load_project = flag("load_project_skills");
+        let load_user = flag("load_user_skills");
         let load_memory = flag("load_memory");
-        let working_dir = conv.working_dir().to_path_buf();
-        let agent2 = agent.clone();
-        let (toolset, project_skills) = tokio::task::spawn_blocking(move || {
-            let set = toolset::build(&agent2, &place);
-            let skills = if load_project {
-                skills::load_project_skills(&working_dir)
-            } else {
-                Vec::new()
-            };
-            (set, skills)
-        })
-        .await
-        .map_err(|e| format!("tool set-up failed: {e}"))?;
-        let toolset = toolset?;
-        let family =
-            prompt::model_family(&agent.llm.model, agent.llm.model_canonical_name.as_deref());
+        if flag("load_public_skills") {
+            tracing::warn!(conversation_id = %conv.id(), "agent_context.load_public_skills is not supported (it needs the public skills repository); ignored");
+        }
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(std::path::PathBuf::from);
+        if load_user && home.is_none() {
+            tracing::warn!(conversation_id = %conv.id(), "agent_context.load_user_skills: HOME is not set; no user skills");
+        }
         let disabled: Vec<String> = context
             .as_ref()
             .and_then(|c| c.get("disabled_skills"))
@@ -360,18 +352,45 @@ impl Inner {
                     .collect()
             })
             .unwrap_or_default();
-        let mut all_skills = context
+        let inline = context
             .as_ref()
             .map(skills::inline_skills)
             .unwrap_or_default();
-        for s in project_skills {
-            if !all_skills.iter().any(|x| x.name == s.name) {
-                all_skills.push(s);
-            }
-        }
-        let all_skills = skills::gate(all_skills, family, &disabled);
-        let (knowledge, repo): (Vec<_>, Vec<_>) =
-            all_skills.into_iter().partition(|s| !s.keywords.is_empty());
+        let working_dir = conv.working_dir().to_path_buf();
+        let (all_skills, memory) = tokio::task::spawn_blocking(move || {
+            let persistence = skills::persistence_dir(home.as_deref());
+            let project = if load_project {
+                skills::load_project_skills(&working_dir)
+            } else {
+                Vec::new()
+            };
+            let user = if load_user {
+                skills::load_user_skills(home.as_deref(), persistence.as_deref())
+            } else {
+                Vec::new()
+            };
+            let memory = load_memory
+                .then(|| skills::load_memory(&working_dir, persistence.as_deref()))
+                .flatten();
+            (skills::combine(project, inline, user, &disabled), memory)
+        })
+        .await
+        .map_err(|e| format!("skill loading failed: {e}"))?;
+        let place = ToolPlace {
+            working_dir: conv.working_dir().to_path_buf(),
+            conversation_dir: conv.dir().to_path_buf(),
+            vision,
+            responses_api,
+            settings: self.tool_settings.clone(),
+            skills: Arc::new(skills::catalog(&all_skills)),
+            attach_invoke_skill: skills::wants_invoke_skill(&all_skills),
+        };
+        let agent2 = agent.clone();
+        let toolset = tokio::task::spawn_blocking(move || toolset::build(&agent2, &place))
+            .await
+            .map_err(|e| format!("tool set-up failed: {e}"))??;
+        let family =
+            prompt::model_family(&agent.llm.model, agent.llm.model_canonical_name.as_deref());
         let starts_with_prompt = conv.log().with_index(|idx| {
             idx.entries
                 .first()
@@ -396,15 +415,18 @@ impl Inner {
             let now = has_context
                 .then(|| current_datetime(context.as_ref()))
                 .flatten();
+            let listed: Vec<&skills::Skill> = all_skills.iter().filter(|s| s.is_listed()).collect();
             let dynamic = prompt::dynamic_block(&DynamicInput {
-                repo_skills: repo
+                repo_skills: skills::repo_context(&all_skills, family)
                     .iter()
                     .map(|s| (s.name.clone(), s.content.clone()))
                     .collect(),
-                knowledge_skills: knowledge
-                    .iter()
-                    .map(|s| (s.name.clone(), s.keywords.clone(), s.description.clone()))
-                    .collect(),
+                available_skills: (!listed.is_empty())
+                    .then(|| skills::available_skills_block(&listed)),
+                invoke_skill: toolset
+                    .get(crate::tools::invoke_skill::INVOKE_SKILL)
+                    .is_some(),
+                memory,
                 suffix: context
                     .as_ref()
                     .and_then(|c| c.get("system_message_suffix"))
@@ -450,9 +472,11 @@ impl Inner {
         let prepared = Arc::new(Prepared {
             agent,
             toolset,
-            knowledge,
+            path_rules: skills::has_path_rules(&all_skills),
+            skills: all_skills,
             user_suffix,
             max_input_tokens,
+            vision,
         });
         *slot = Some(prepared.clone());
         Ok(prepared)
@@ -858,7 +882,7 @@ impl Runner for AgentRuntime {
             let active = conversation.with_state(|s| s.activated_knowledge_skills.clone());
             if let Some((content, names)) = skills::user_message_extension(
                 &message.llm_message,
-                &prepared.knowledge,
+                &prepared.skills,
                 &active,
                 prepared.user_suffix.as_deref(),
             ) {

@@ -96,11 +96,13 @@ fn is_env_name(name: &str) -> bool {
 }
 
 /// The secrets a command mentions by name (case-insensitive), with their
-/// values; lookups are fetched now. Unresolvable ones are left out.
+/// values; lookups are fetched now (relative URLs from `server_url`).
+/// Unresolvable ones are left out.
 pub async fn for_command(
     command: &str,
     secrets: &[(String, SecretSource)],
     outbound: &Outbound,
+    server_url: &str,
 ) -> Vec<(String, String)> {
     let lower = command.to_lowercase();
     let mut out = Vec::new();
@@ -108,7 +110,7 @@ pub async fn for_command(
         if !is_env_name(name) || !lower.contains(&name.to_lowercase()) {
             continue;
         }
-        if let Some(value) = resolve(name, src, outbound).await {
+        if let Some(value) = resolve(name, src, outbound, server_url).await {
             out.push((name.clone(), value));
         }
     }
@@ -116,16 +118,48 @@ pub async fn for_command(
 }
 
 /// One secret's current value.
-pub async fn resolve(name: &str, src: &SecretSource, outbound: &Outbound) -> Option<String> {
+pub async fn resolve(
+    name: &str,
+    src: &SecretSource,
+    outbound: &Outbound,
+    server_url: &str,
+) -> Option<String> {
     match src {
         SecretSource::Static { value, .. } => value.clone(),
-        SecretSource::Lookup { url, headers, .. } => match fetch(url, headers, outbound).await {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::warn!(secret = name, error = %e, "could not fetch a lookup secret");
-                None
+        SecretSource::Lookup { url, headers, .. } => {
+            match fetch(&absolute_url(url, server_url)?, headers, outbound).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(secret = name, error = %e, "could not fetch a lookup secret");
+                    None
+                }
             }
-        },
+        }
+    }
+}
+
+/// `url`, or, when it has no scheme, `url` joined to `server_url` (Python's
+/// `urljoin(server_url + "/", url)`: `api/x` lands under its path, `/api/x`
+/// at its root). Every secret is resolved at use, so a relative URL follows
+/// the server wherever it runs now.
+fn absolute_url(url: &str, server_url: &str) -> Option<String> {
+    match url::Url::parse(url) {
+        Ok(_) => Some(url.to_string()),
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            let joined = url::Url::parse(&format!("{}/", server_url.trim_end_matches('/')))
+                .and_then(|base| base.join(url));
+            match joined {
+                Ok(u) => Some(u.to_string()),
+                Err(e) => {
+                    tracing::warn!(%server_url, error = %e, "cannot resolve a relative lookup secret URL");
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a lookup secret URL is not valid");
+            None
+        }
     }
 }
 
@@ -170,6 +204,28 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn relative_lookup_urls_follow_the_server() {
+        let base = "http://127.0.0.1:8000";
+        assert_eq!(
+            absolute_url("api/settings/secrets/X", base).as_deref(),
+            Some("http://127.0.0.1:8000/api/settings/secrets/X")
+        );
+        assert_eq!(
+            absolute_url("/v/s?k=1", "http://h:1/prefix/").as_deref(),
+            Some("http://h:1/v/s?k=1")
+        );
+        assert_eq!(
+            absolute_url("v/s", "http://h:1/prefix").as_deref(),
+            Some("http://h:1/prefix/v/s")
+        );
+        assert_eq!(
+            absolute_url("https://vault.example/s", base).as_deref(),
+            Some("https://vault.example/s")
+        );
+        assert_eq!(absolute_url("x", "not a url"), None);
+    }
+
+    #[test]
     fn merge_and_match() {
         let ctx = json!({"secrets": {"A": "1", "B": {"value": "2", "description": "bee"}}});
         let all = all_secrets(
@@ -193,6 +249,7 @@ mod tests {
                 .cloned()
                 .collect::<Vec<_>>(),
             &Outbound::new(),
+            "http://127.0.0.1:1",
         ));
         assert_eq!(found, [("A".to_string(), "1".to_string())]);
     }

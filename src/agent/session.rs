@@ -23,12 +23,16 @@ pub struct Prepared {
     pub agent: Agent,
     /// Its tools.
     pub toolset: Toolset,
-    /// Keyword-triggered skills.
-    pub knowledge: Vec<Skill>,
+    /// The conversation's skills (keyword skills, path rules, the rest).
+    pub skills: Vec<Skill>,
+    /// Some skill is a path rule.
+    pub path_rules: bool,
     /// `agent_context.user_message_suffix`.
     pub user_suffix: Option<String>,
     /// The model's context window (0 when unknown).
     pub max_input_tokens: u64,
+    /// The model is sent images.
+    pub vision: bool,
 }
 
 /// Run control, under one lock so starting a run and ending one cannot race.

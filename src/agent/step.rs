@@ -17,6 +17,7 @@ use crate::conversations::{Conversation, ConversationError};
 use crate::llm::{
     CompletionRequest, CompletionResponse, LlmError, LlmErrorKind, StreamDelta, ToolSchema,
 };
+use crate::tools::invoke_skill::INVOKE_SKILL;
 use crate::tools::{ExecContext, Observation, ToolError};
 
 use super::calls::{convert, Converted, ResponseExtras};
@@ -24,6 +25,7 @@ use super::condenser::{self, Plan, Requirement};
 use super::runtime::Inner;
 use super::security;
 use super::session::{Prepared, Session};
+use super::skills;
 use super::view::{describe, View};
 
 /// The nudge after a reply with neither text nor tool calls.
@@ -100,6 +102,21 @@ impl Step<'_> {
             }
         }
         let config = &self.prepared.agent.llm;
+        if !self.prepared.vision && latest_user_has_image(&messages) {
+            tracing::info!(conversation_id = %self.conv.id(), model = %config.model, "image input for a model without vision");
+            let text = format!("I received your image, but the currently selected model ({}) does not support image understanding. Please switch to a multimodal model to analyze the image.", config.model);
+            let reply = Message::assistant(vec![Content::text(text)]);
+            self.conv
+                .append(Event::with_source(
+                    Source::Agent,
+                    EventBody::Message(plain_message(reply)),
+                ))
+                .await?;
+            self.conv
+                .set_execution_status(ExecutionStatus::Finished)
+                .await?;
+            return Ok(());
+        }
         let response = match self
             .call(
                 config,
@@ -342,12 +359,19 @@ impl Step<'_> {
                             other => other.clone(),
                         })
                         .collect();
+                    let extended_content = match &a.action {
+                        Some(act) if self.prepared.path_rules => self.path_rules(act).await,
+                        _ => Vec::new(),
+                    };
+                    if name == INVOKE_SKILL && !obs.is_error() {
+                        self.record_invocation(&obs);
+                    }
                     let event = Event::new(EventBody::Observation(ObservationEvent {
                         tool_name: name.to_string(),
                         tool_call_id: a.tool_call_id.clone(),
                         observation: Value::Object(obs.json),
                         action_id: action.id.clone(),
-                        extended_content: vec![],
+                        extended_content,
                     }));
                     self.session.remember_llm_content(&event.id, content);
                     self.conv.append(event).await?;
@@ -374,6 +398,63 @@ impl Step<'_> {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The path rules (agent.md §7) the files an action touches bring in,
+    /// each once per conversation (recorded in `activated_path_rules`).
+    async fn path_rules(&self, action: &Value) -> Vec<Content> {
+        let touched = skills::touched_paths(action);
+        if touched.is_empty() {
+            return Vec::new();
+        }
+        let working_dir = self.conv.working_dir().to_path_buf();
+        let relative = tokio::task::spawn_blocking(move || {
+            touched
+                .iter()
+                .filter_map(|p| skills::workspace_relative(p, &working_dir))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let mut active: Vec<String> = self.conv.with_state(|s| {
+            s.activated_path_rules
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        });
+        let mut out = Vec::new();
+        let mut activated = Vec::new();
+        for path in relative {
+            if let Some((content, names)) =
+                skills::path_rule_extension(&path, &self.prepared.skills, &active)
+            {
+                tracing::info!(conversation_id = %self.conv.id(), rules = ?names, %path, "path rules triggered");
+                out.push(content);
+                active.extend(names.iter().cloned());
+                activated.extend(names);
+            }
+        }
+        if !activated.is_empty() {
+            self.conv.update_quietly(|st| {
+                st.activated_path_rules
+                    .extend(activated.into_iter().map(Value::String))
+            });
+        }
+        out
+    }
+
+    /// Records a successful `invoke_skill` in `invoked_skills` (once per name).
+    fn record_invocation(&self, obs: &Observation) {
+        let Some(name) = obs.json.get("skill_name").and_then(Value::as_str) else {
+            return;
+        };
+        if !self
+            .conv
+            .with_state(|s| s.invoked_skills.iter().any(|n| n == name))
+        {
+            let name = name.to_string();
+            self.conv.update_quietly(|st| st.invoked_skills.push(name));
+        }
     }
 
     async fn run_concurrently(
@@ -432,7 +513,13 @@ impl Step<'_> {
             act.get("command").and_then(Value::as_str),
         ) {
             ("terminal", Some(command)) => {
-                super::secrets::for_command(command, &secrets_all, &self.inner.outbound).await
+                super::secrets::for_command(
+                    command,
+                    &secrets_all,
+                    &self.inner.outbound,
+                    &self.inner.server_url,
+                )
+                .await
             }
             _ => Vec::new(),
         };
@@ -551,6 +638,16 @@ impl Step<'_> {
             }
         }
     }
+}
+
+/// Whether the latest user message carries an image (the SDK looks no
+/// further back: earlier images were already answered).
+fn latest_user_has_image(messages: &[Message]) -> bool {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .is_some_and(|m| m.content.iter().any(|c| matches!(c, Content::Image(_))))
 }
 
 fn tool_name(e: &Event) -> Option<&str> {

@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::agent::Agent;
 use crate::llm::ToolSchema;
+use crate::tools::invoke_skill::{invoke_skill_tool, SkillEntry, INVOKE_SKILL, INVOKE_SKILL_CLASS};
 use crate::tools::{registry, Tool, ToolDefinition, ToolEnv, ToolFactory, ToolSettings};
 
 /// Description of the `security_risk` argument (agent.md §4.2, verbatim:
@@ -72,12 +73,16 @@ pub struct ToolPlace {
     pub responses_api: bool,
     /// Server-level tool settings.
     pub settings: Arc<ToolSettings>,
+    /// What `invoke_skill` can find.
+    pub skills: Arc<Vec<SkillEntry>>,
+    /// Attach `invoke_skill` even when `include_default_tools` does not name it.
+    pub attach_invoke_skill: bool,
 }
 
 /// Resolves and creates the agent's tools: the requested specs in order,
 /// those whose name matches `filter_tools_regex` (anchored at the start,
-/// like Python's `re.match`), then the built-ins of `include_default_tools`.
-/// Blocking (tools may start processes): call from `spawn_blocking`.
+/// like Python's `re.match`), then the built-ins of `include_default_tools`,
+/// then `invoke_skill` when `place` asks for it. Blocking (tools may start processes): call from `spawn_blocking`.
 pub fn build(agent: &Agent, place: &ToolPlace) -> Result<Toolset, String> {
     let env = |params: Map<String, Value>| ToolEnv {
         working_dir: place.working_dir.clone(),
@@ -99,10 +104,18 @@ pub fn build(agent: &Agent, place: &ToolPlace) -> Result<Toolset, String> {
             .map_err(|e| format!("Invalid filter_tools_regex '{pattern}': {e}"))?;
         tools.retain(|t| re.is_match(&t.definition().name));
     }
+    let invoke_skill = || invoke_skill_tool(place.skills.clone(), place.working_dir.clone());
     for class in &agent.include_default_tools {
+        if class == INVOKE_SKILL_CLASS {
+            tools.push(invoke_skill());
+            continue;
+        }
         let factory = registry::builtin_by_class(class)
             .ok_or_else(|| format!("Unknown default tool '{class}'"))?;
         tools.extend((factory.create)(&env(Map::new()))?);
+    }
+    if place.attach_invoke_skill && !tools.iter().any(|t| t.definition().name == INVOKE_SKILL) {
+        tools.push(invoke_skill());
     }
     let mut seen = HashSet::new();
     let duplicates: Vec<String> = tools
@@ -222,6 +235,8 @@ mod tests {
             vision: false,
             responses_api: false,
             settings: registry::tool_settings(&Config::default()),
+            skills: Arc::new(Vec::new()),
+            attach_invoke_skill: false,
         }
     }
 
@@ -252,6 +267,28 @@ mod tests {
         assert_eq!(def["kind"], "FinishTool");
         assert_eq!(def["title"], "finish");
         assert!(def["meta"].is_null());
+    }
+
+    #[test]
+    fn invoke_skill_is_attached_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = place(dir.path());
+        p.attach_invoke_skill = true;
+        let set = build(&agent(&[]), &p).unwrap();
+        assert_eq!(set.names(), ["finish", "think", "invoke_skill"]);
+        let keys: Vec<&String> = set.schemas[2].parameters["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(keys, ["summary", "name"]);
+        let def = definition_json(set.tools[2].definition());
+        assert_eq!(def["kind"], "InvokeSkillTool");
+        assert_eq!(def["annotations"]["readOnlyHint"], true);
+        let mut a = agent(&[]);
+        a.include_default_tools = vec!["InvokeSkillTool".into(), "FinishTool".into()];
+        let set = build(&a, &p).unwrap();
+        assert_eq!(set.names(), ["invoke_skill", "finish"]);
     }
 
     #[test]

@@ -795,6 +795,90 @@ pub struct StartConversationRequest {
     pub agent: Agent,
 }
 
+/// The names of the MCP servers of `mcp_config` that are not disabled,
+/// in either shape (`{name: server}` or `{"mcpServers": {name: server}}`).
+fn enabled_mcp_servers(mcp_config: &Map<String, Value>) -> Vec<&str> {
+    let enabled =
+        |server: &Value| server.is_object() && server.get("enabled") != Some(&Value::Bool(false));
+    let mut names = Vec::new();
+    for (name, server) in mcp_config {
+        match server {
+            Value::Object(inner) if name == "mcpServers" => names.extend(
+                inner
+                    .iter()
+                    .filter(|(_, s)| enabled(s))
+                    .map(|(n, _)| n.as_str()),
+            ),
+            _ if enabled(server) => names.push(name.as_str()),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The hook events of a `HookConfig` that have matchers, in either shape
+/// (`{"pre_tool_use": [...]}` or the wrapped `{"hooks": {"PreToolUse": [...]}}`).
+fn hooks_in_use(hooks: &Value) -> Vec<&str> {
+    let events = hooks
+        .get("hooks")
+        .filter(|h| h.is_object())
+        .unwrap_or(hooks);
+    let Some(events) = events.as_object() else {
+        return Vec::new();
+    };
+    events
+        .iter()
+        .filter(|(_, m)| match m {
+            Value::Null => false,
+            Value::Array(list) => !list.is_empty(),
+            _ => true,
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+/// The echoed input of a refusal: names only, since MCP `env`/`headers`
+/// and a critic's `api_key` may hold secrets.
+fn names_json(names: &[&str]) -> Value {
+    Value::Array(names.iter().map(|n| Value::String(n.to_string())).collect())
+}
+
+/// Refuses what this server would otherwise accept and silently not do:
+/// enabled MCP servers, hook matchers and a critic (docs/decisions.md).
+fn refuse_unsupported(agent: &Agent, hooks: Option<&Value>, at: &Path, val: &mut Validator) {
+    let servers = enabled_mcp_servers(&agent.mcp_config);
+    if !servers.is_empty() {
+        val.value_error(
+            &at.key("agent").key("mcp_config"),
+            &names_json(&servers),
+            &format!(
+                "MCP servers are not supported by this server (enabled: {}); remove them or set `enabled: false`",
+                servers.join(", ")
+            ),
+        );
+    }
+    if let Some(critic) = &agent.critic {
+        val.value_error(
+            &at.key("agent").key("critic"),
+            &serde_json::json!({"kind": critic.get("kind").cloned().unwrap_or(Value::Null)}),
+            "Critics are not supported by this server; leave `critic` null",
+        );
+    }
+    if let Some(hooks) = hooks {
+        let used = hooks_in_use(hooks);
+        if !used.is_empty() {
+            val.value_error(
+                &at.key("hook_config"),
+                &names_json(&used),
+                &format!(
+                    "Hooks are not supported by this server (matchers for: {}); send `hook_config` null or empty",
+                    used.join(", ")
+                ),
+            );
+        }
+    }
+}
+
 impl StartConversationRequest {
     /// Validates a start request body. Unknown keys are ignored.
     pub fn from_body(body: &Value) -> Parsed<StartConversationRequest> {
@@ -1025,6 +1109,15 @@ impl StartConversationRequest {
             }
             return None;
         };
+        refuse_unsupported(
+            &agent,
+            hook_config.as_ref().and_then(Option::as_ref),
+            at,
+            val,
+        );
+        if val.len() != before {
+            return None;
+        }
         Some(StartConversationRequest {
             workspace: workspace?,
             worktree: worktree?,
@@ -1853,6 +1946,45 @@ mod tests {
     }
 
     #[test]
+    fn unsupported_features_are_refused_and_empty_ones_accepted() {
+        let start = |extra: Value| {
+            let mut body = json!({"workspace":{"working_dir":"w"},"agent":{"llm":{"model":"m"}}});
+            for (k, v) in extra.as_object().unwrap() {
+                match k.as_str() {
+                    "hook_config" => body[k] = v.clone(),
+                    _ => body["agent"][k] = v.clone(),
+                }
+            }
+            StartConversationRequest::from_body(&body)
+        };
+        for ok in [
+            json!({"mcp_config": {}, "critic": null, "hook_config": null}),
+            json!({"mcp_config": {"off": {"command": "x", "enabled": false}}, "hook_config": {}}),
+            json!({"mcp_config": {"mcpServers": {}}, "hook_config": {"pre_tool_use": [], "stop": []}}),
+            json!({"mcp_config": {"mcpServers": {"off": {"url": "http://x", "enabled": false}}}}),
+            json!({"hook_config": {"hooks": {"PreToolUse": []}}}),
+        ] {
+            assert!(start(ok.clone()).is_ok(), "{ok}");
+        }
+        let errs = start(json!({
+            "mcp_config": {"fetch": {"command": "uvx", "env": {"TOKEN": "sekrit"}}},
+            "critic": {"kind": "APIBasedCritic", "api_key": "sekrit", "server_url": "u", "model_name": "m"},
+            "hook_config": {"hooks": {"PreToolUse": [{"matcher": "*", "hooks": [{"command": "x"}]}]}}
+        }))
+        .unwrap_err();
+        let errs = serde_json::to_value(errs).unwrap();
+        assert!(!errs.to_string().contains("sekrit"), "{errs}");
+        assert_eq!(errs[0]["loc"], json!(["body", "agent", "mcp_config"]));
+        assert_eq!(errs[0]["msg"], "Value error, MCP servers are not supported by this server (enabled: fetch); remove them or set `enabled: false`");
+        assert_eq!(errs[1]["loc"], json!(["body", "agent", "critic"]));
+        assert_eq!(errs[2]["loc"], json!(["body", "hook_config"]));
+        assert_eq!(errs[2]["input"], json!(["PreToolUse"]));
+        let errs =
+            start(json!({"mcp_config": {"mcpServers": {"a": {"url": "http://x"}}}})).unwrap_err();
+        assert!(errs[0].msg.contains("(enabled: a)"), "{}", errs[0].msg);
+    }
+
+    #[test]
     fn patch_and_queries() {
         let errs = UpdateConversationRequest::from_body(&json!({"title":""})).unwrap_err();
         assert_eq!(errs[0].error_type, "string_too_short");
@@ -1946,7 +2078,17 @@ mod tests {
                     other => panic!("unknown model {other}"),
                 };
                 let got = serde_json::to_value(got.unwrap_or_default()).unwrap();
-                if got != case["errors"] {
+                // Valid for pydantic, refused here on purpose (docs/decisions.md).
+                let refused = case["errors"] == json!([])
+                    && got.as_array().is_some_and(|errs| {
+                        !errs.is_empty()
+                            && errs.iter().all(|e| {
+                                e["msg"]
+                                    .as_str()
+                                    .is_some_and(|m| m.contains("not supported by this server"))
+                            })
+                    });
+                if got != case["errors"] && !refused {
                     wrong.push(format!(
                         "{model} {body}\n  got:  {got}\n  want: {}",
                         case["errors"]

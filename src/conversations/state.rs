@@ -747,7 +747,7 @@ mod tests {
         StartConversationRequest::from_body(&json!({
             "workspace":{"working_dir":"/tmp/w"},
             "agent":{"llm":{"model":"openai/gpt-4o","api_key":"sk-live","usage_id":"agent"},"tools":[{"name":"terminal"}],
-                     "mcp_config":{"m":{"command":"x","env":{"TOKEN":"mcp-secret"}}}},
+                     "mcp_config":{"m":{"command":"x","env":{"TOKEN":"mcp-secret"},"enabled":false}}},
             "secrets":{"MY_TOKEN":{"kind":"StaticSecret","value":"s3cr3t","description":"d"},
                        "L":{"kind":"LookupSecret","url":"http://x","headers":{"Authorization":"Bearer lk","Accept":"a"}}},
             "tags":{"env":"test"}

@@ -8,8 +8,10 @@
 //! the caching pass flagged, tools as `{name, input_schema, type:"custom",
 //! description}`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::error::LlmError;
@@ -17,6 +19,7 @@ use super::features::{Features, ThinkingMode};
 use super::route::Route;
 use super::sse::SseEvent;
 use super::{count, num, put, pyjson, tool_text, unsupported_param, CompletionRequest};
+use super::{Body, TOOL_TEXT_LIMIT};
 use super::{Parsed, RawUsage, StreamDelta, ToolSchema};
 use crate::api::llm_config::LlmConfig;
 use crate::api::message::{Content, ImageContent, Message, MessageToolCall, Role, ToolCallOrigin};
@@ -39,10 +42,6 @@ pub fn tool_json(tool: &ToolSchema) -> Value {
     })
 }
 
-fn cache_control() -> Value {
-    json!({"type": "ephemeral"})
-}
-
 /// Anthropic ids must match `^[a-zA-Z0-9_-]+$`.
 fn sanitize_id(id: &str) -> String {
     let s: String = id
@@ -62,41 +61,139 @@ fn sanitize_id(id: &str) -> String {
     }
 }
 
-fn image_blocks(img: &ImageContent) -> Vec<Value> {
-    let mut out: Vec<Value> = img
-        .image_urls
-        .iter()
-        .map(|url| {
-            let source = match url.strip_prefix("data:").and_then(|r| r.split_once(',')) {
-                Some((meta, data)) if meta.ends_with(";base64") => json!({
-                    "type": "base64",
-                    "media_type": meta.trim_end_matches(";base64"),
-                    "data": data,
-                }),
-                _ => json!({"type": "url", "url": url}),
-            };
-            json!({"type": "image", "source": source})
-        })
-        .collect();
-    if img.cache_prompt {
-        if let Some(Value::Object(last)) = out.last_mut() {
-            last.insert("cache_control".into(), cache_control());
+/// One content block, borrowing from the history and serialised directly
+/// (no intermediate `serde_json::Value` tree).
+enum Block<'a> {
+    Text {
+        text: Cow<'a, str>,
+        cache: bool,
+    },
+    Image {
+        url: &'a str,
+        cache: bool,
+    },
+    ToolResult {
+        id: String,
+        content: Vec<Block<'a>>,
+        cache: bool,
+    },
+    /// A replayed thinking block.
+    Stored(&'a Value),
+    ToolUse {
+        id: String,
+        name: &'a str,
+        input: Value,
+    },
+}
+
+/// The `cache_control` marker.
+struct Ephemeral;
+
+impl Serialize for Ephemeral {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("type", "ephemeral")?;
+        m.end()
+    }
+}
+
+/// An image's `source`: base64 data from a data URL, else the URL.
+struct Source<'a>(&'a str);
+
+impl Serialize for Source<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        match self.0.strip_prefix("data:").and_then(|r| r.split_once(',')) {
+            Some((meta, data)) if meta.ends_with(";base64") => {
+                m.serialize_entry("type", "base64")?;
+                m.serialize_entry("media_type", meta.trim_end_matches(";base64"))?;
+                m.serialize_entry("data", data)?;
+            }
+            _ => {
+                m.serialize_entry("type", "url")?;
+                m.serialize_entry("url", self.0)?;
+            }
         }
+        m.end()
     }
-    out
 }
 
-fn text_block(text: &str, cache: bool) -> Value {
-    let mut b = Map::new();
-    b.insert("type".into(), "text".into());
-    b.insert("text".into(), text.into());
-    if cache {
-        b.insert("cache_control".into(), cache_control());
+impl Serialize for Block<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Block::Stored(v) = self {
+            return v.serialize(s);
+        }
+        let mut m = s.serialize_map(None)?;
+        let cache = match self {
+            Block::Text { text, cache } => {
+                m.serialize_entry("type", "text")?;
+                m.serialize_entry("text", text)?;
+                *cache
+            }
+            Block::Image { url, cache } => {
+                m.serialize_entry("type", "image")?;
+                m.serialize_entry("source", &Source(url))?;
+                *cache
+            }
+            Block::ToolResult { id, content, cache } => {
+                m.serialize_entry("type", "tool_result")?;
+                m.serialize_entry("tool_use_id", id)?;
+                m.serialize_entry("content", content)?;
+                *cache
+            }
+            Block::ToolUse { id, name, input } => {
+                m.serialize_entry("type", "tool_use")?;
+                m.serialize_entry("id", id)?;
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("input", input)?;
+                false
+            }
+            Block::Stored(_) => false,
+        };
+        if cache {
+            m.serialize_entry("cache_control", &Ephemeral)?;
+        }
+        m.end()
     }
-    Value::Object(b)
 }
 
-fn user_blocks(m: &Message, vision: bool, out: &mut Vec<Value>) {
+/// One turn of `messages`.
+struct Turn<'a> {
+    role: &'static str,
+    content: Vec<Block<'a>>,
+}
+
+impl Serialize for Turn<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("role", self.role)?;
+        m.serialize_entry("content", &self.content)?;
+        m.end()
+    }
+}
+
+/// The image's blocks; `cache_last` marks the last one.
+fn image_blocks<'a>(img: &'a ImageContent, cache_last: bool, out: &mut Vec<Block<'a>>) {
+    let n = img.image_urls.len();
+    out.extend(
+        img.image_urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| Block::Image {
+                url,
+                cache: cache_last && i + 1 == n,
+            }),
+    );
+}
+
+fn text_block(text: &str, cache: bool) -> Block<'_> {
+    Block::Text {
+        text: Cow::Borrowed(text),
+        cache,
+    }
+}
+
+fn user_blocks<'a>(m: &'a Message, vision: bool, out: &mut Vec<Block<'a>>) {
     let before = out.len();
     for c in &m.content {
         match c {
@@ -108,7 +205,7 @@ fn user_blocks(m: &Message, vision: bool, out: &mut Vec<Value>) {
                 };
                 out.push(text_block(text, t.cache_prompt));
             }
-            Content::Image(img) if vision => out.extend(image_blocks(img)),
+            Content::Image(img) if vision => image_blocks(img, img.cache_prompt, out),
             Content::Image(_) => {}
         }
     }
@@ -117,38 +214,41 @@ fn user_blocks(m: &Message, vision: bool, out: &mut Vec<Value>) {
     }
 }
 
-fn tool_result_block(m: &Message, vision: bool) -> Value {
+/// A tool result's text as sent: cut to the SDK's limit (borrowed when it
+/// fits, which a byte length within the limit guarantees).
+fn tool_text_of(text: &str) -> Cow<'_, str> {
+    if text.len() <= TOOL_TEXT_LIMIT {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(tool_text(text))
+    }
+}
+
+fn tool_result_block(m: &Message, vision: bool) -> Block<'_> {
     let mut content = Vec::new();
     let mut cache = false;
     for c in &m.content {
         match c {
             Content::Text(t) => {
                 cache |= t.cache_prompt;
-                content.push(json!({"type": "text", "text": tool_text(&t.text)}));
+                content.push(Block::Text {
+                    text: tool_text_of(&t.text),
+                    cache: false,
+                });
             }
             Content::Image(img) => {
                 cache |= img.cache_prompt;
                 if vision {
-                    let plain = ImageContent {
-                        image_urls: img.image_urls.clone(),
-                        cache_prompt: false,
-                    };
-                    content.extend(image_blocks(&plain));
+                    image_blocks(img, false, &mut content);
                 }
             }
         }
     }
-    let mut block = Map::new();
-    block.insert("type".into(), "tool_result".into());
-    block.insert(
-        "tool_use_id".into(),
-        sanitize_id(m.tool_call_id.as_deref().unwrap_or_default()).into(),
-    );
-    block.insert("content".into(), Value::Array(content));
-    if cache {
-        block.insert("cache_control".into(), cache_control());
+    Block::ToolResult {
+        id: sanitize_id(m.tool_call_id.as_deref().unwrap_or_default()),
+        content,
+        cache,
     }
-    Value::Object(block)
 }
 
 /// A thinking block without a signature cannot be replayed.
@@ -163,8 +263,13 @@ fn signable(block: &Value) -> bool {
     }
 }
 
-fn assistant_blocks(m: &Message, out: &mut Vec<Value>, seen_ids: &mut Vec<String>) {
-    out.extend(m.thinking_blocks.iter().filter(|b| signable(b)).cloned());
+fn assistant_blocks<'a>(m: &'a Message, out: &mut Vec<Block<'a>>, seen_ids: &mut Vec<String>) {
+    out.extend(
+        m.thinking_blocks
+            .iter()
+            .filter(|b| signable(b))
+            .map(Block::Stored),
+    );
     for c in &m.content {
         if let Content::Text(t) = c {
             if !t.text.is_empty() {
@@ -183,12 +288,16 @@ fn assistant_blocks(m: &Message, out: &mut Vec<Value>, seen_ids: &mut Vec<String
             .ok()
             .filter(Value::is_object)
             .unwrap_or_else(|| json!({}));
-        out.push(json!({"type": "tool_use", "id": id, "name": tc.name, "input": input}));
+        out.push(Block::ToolUse {
+            id,
+            name: &tc.name,
+            input,
+        });
     }
 }
 
 /// `system` blocks and the alternating `messages` for a conversation.
-pub fn messages_json(messages: &[Message], vision: bool) -> (Vec<Value>, Vec<Value>) {
+fn messages_json(messages: &[Message], vision: bool) -> (Vec<Block<'_>>, Vec<Turn<'_>>) {
     let mut system = Vec::new();
     let mut i = 0;
     while i < messages.len() && messages[i].role == Role::System {
@@ -215,7 +324,10 @@ pub fn messages_json(messages: &[Message], vision: bool) -> (Vec<Value>, Vec<Val
             j += 1;
         }
         if !user.is_empty() {
-            out.push(json!({"role": "user", "content": user}));
+            out.push(Turn {
+                role: "user",
+                content: user,
+            });
         }
         let mut assistant = Vec::new();
         let mut seen_ids = Vec::new();
@@ -224,9 +336,15 @@ pub fn messages_json(messages: &[Message], vision: bool) -> (Vec<Value>, Vec<Val
             j += 1;
         }
         if !assistant.is_empty() {
-            out.push(json!({"role": "assistant", "content": assistant}));
+            out.push(Turn {
+                role: "assistant",
+                content: assistant,
+            });
         } else if j > 0 && rest[j - 1].role == Role::Assistant {
-            out.push(json!({"role": "assistant", "content": [text_block(EMPTY_TEXT_PLACEHOLDER, false)]}));
+            out.push(Turn {
+                role: "assistant",
+                content: vec![text_block(EMPTY_TEXT_PLACEHOLDER, false)],
+            });
         }
     }
     (system, out)
@@ -295,13 +413,17 @@ pub(crate) fn build_body(
     f: &Features,
     request: &CompletionRequest,
     messages: &[Message],
-) -> Result<Map<String, Value>, LlmError> {
+) -> Result<Body, LlmError> {
     let (system, msgs) = messages_json(messages, f.vision);
+    let unserialisable =
+        |e: serde_json::Error| LlmError::bad_request(format!("request not serialisable: {e}"));
+    let written = serde_json::to_vec(&msgs).map_err(unserialisable)?;
     let max_tokens = f.max_output_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let thinking = thinking_param(config, f, max_tokens, messages);
     let mut body = Map::new();
     body.insert("model".into(), route.model.clone().into());
-    body.insert("messages".into(), Value::Array(msgs));
+    // Holds the key's place; the written bytes replace it.
+    body.insert("messages".into(), Value::Null);
     body.insert("max_tokens".into(), max_tokens.into());
     if !request.tools.is_empty() {
         body.insert(
@@ -312,7 +434,10 @@ pub(crate) fn build_body(
     let sampling = f.sampling_params && thinking.is_none();
     put(&mut body, "thinking", thinking);
     if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
+        body.insert(
+            "system".into(),
+            serde_json::to_value(&system).map_err(unserialisable)?,
+        );
     }
     if sampling {
         put(&mut body, "temperature", num(config.temperature));
@@ -323,7 +448,7 @@ pub(crate) fn build_body(
     if request.stream {
         body.insert("stream".into(), true.into());
     }
-    Ok(body)
+    Ok(Body::with_written(body, "messages", written))
 }
 
 /// LiteLLM's `prompt_tokens` counts cached input too.
@@ -636,6 +761,243 @@ mod tests {
         }
     }
 
+    fn ref_cache_control() -> Value {
+        json!({"type": "ephemeral"})
+    }
+
+    fn ref_image_blocks(img: &ImageContent) -> Vec<Value> {
+        let mut out: Vec<Value> = img
+            .image_urls
+            .iter()
+            .map(|url| {
+                let source = match url.strip_prefix("data:").and_then(|r| r.split_once(',')) {
+                    Some((meta, data)) if meta.ends_with(";base64") => json!({
+                        "type": "base64",
+                        "media_type": meta.trim_end_matches(";base64"),
+                        "data": data,
+                    }),
+                    _ => json!({"type": "url", "url": url}),
+                };
+                json!({"type": "image", "source": source})
+            })
+            .collect();
+        if img.cache_prompt {
+            if let Some(Value::Object(last)) = out.last_mut() {
+                last.insert("cache_control".into(), ref_cache_control());
+            }
+        }
+        out
+    }
+
+    fn ref_text_block(text: &str, cache: bool) -> Value {
+        let mut b = Map::new();
+        b.insert("type".into(), "text".into());
+        b.insert("text".into(), text.into());
+        if cache {
+            b.insert("cache_control".into(), ref_cache_control());
+        }
+        Value::Object(b)
+    }
+
+    fn ref_user_blocks(m: &Message, vision: bool, out: &mut Vec<Value>) {
+        let before = out.len();
+        for c in &m.content {
+            match c {
+                Content::Text(t) => {
+                    let text = if t.text.trim().is_empty() {
+                        EMPTY_TEXT_PLACEHOLDER
+                    } else {
+                        &t.text
+                    };
+                    out.push(ref_text_block(text, t.cache_prompt));
+                }
+                Content::Image(img) if vision => out.extend(ref_image_blocks(img)),
+                Content::Image(_) => {}
+            }
+        }
+        if out.len() == before {
+            out.push(ref_text_block(EMPTY_TEXT_PLACEHOLDER, false));
+        }
+    }
+
+    fn ref_tool_result_block(m: &Message, vision: bool) -> Value {
+        let mut content = Vec::new();
+        let mut cache = false;
+        for c in &m.content {
+            match c {
+                Content::Text(t) => {
+                    cache |= t.cache_prompt;
+                    content.push(json!({"type": "text", "text": tool_text(&t.text)}));
+                }
+                Content::Image(img) => {
+                    cache |= img.cache_prompt;
+                    if vision {
+                        let plain = ImageContent {
+                            image_urls: img.image_urls.clone(),
+                            cache_prompt: false,
+                        };
+                        content.extend(ref_image_blocks(&plain));
+                    }
+                }
+            }
+        }
+        let mut block = Map::new();
+        block.insert("type".into(), "tool_result".into());
+        block.insert(
+            "tool_use_id".into(),
+            sanitize_id(m.tool_call_id.as_deref().unwrap_or_default()).into(),
+        );
+        block.insert("content".into(), Value::Array(content));
+        if cache {
+            block.insert("cache_control".into(), ref_cache_control());
+        }
+        Value::Object(block)
+    }
+
+    fn ref_assistant_blocks(m: &Message, out: &mut Vec<Value>, seen_ids: &mut Vec<String>) {
+        out.extend(m.thinking_blocks.iter().filter(|b| signable(b)).cloned());
+        for c in &m.content {
+            if let Content::Text(t) = c {
+                if !t.text.is_empty() {
+                    out.push(ref_text_block(&t.text, t.cache_prompt));
+                }
+            }
+        }
+        for tc in m.tool_calls.as_deref().unwrap_or_default() {
+            let id = sanitize_id(&tc.id);
+            if seen_ids.contains(&id) {
+                continue;
+            }
+            seen_ids.push(id.clone());
+            // History with malformed arguments (already reported to the model) is replayed as {}.
+            let input = serde_json::from_str::<Value>(&tc.arguments)
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({}));
+            out.push(json!({"type": "tool_use", "id": id, "name": tc.name, "input": input}));
+        }
+    }
+
+    /// The previous rendering through `Value`s, kept as the reference the
+    /// direct writer must match byte for byte.
+    fn ref_messages_json(messages: &[Message], vision: bool) -> (Vec<Value>, Vec<Value>) {
+        let mut system = Vec::new();
+        let mut i = 0;
+        while i < messages.len() && messages[i].role == Role::System {
+            for c in &messages[i].content {
+                if let Content::Text(t) = c {
+                    if !t.text.is_empty() {
+                        system.push(ref_text_block(&t.text, t.cache_prompt));
+                    }
+                }
+            }
+            i += 1;
+        }
+        let mut out = Vec::new();
+        let rest = &messages[i..];
+        let mut j = 0;
+        while j < rest.len() {
+            let mut user = Vec::new();
+            while j < rest.len() && matches!(rest[j].role, Role::User | Role::Tool | Role::System) {
+                match rest[j].role {
+                    Role::Tool => user.push(ref_tool_result_block(&rest[j], vision)),
+                    // A later system message stays in the conversation as user text.
+                    _ => ref_user_blocks(&rest[j], vision, &mut user),
+                }
+                j += 1;
+            }
+            if !user.is_empty() {
+                out.push(json!({"role": "user", "content": user}));
+            }
+            let mut assistant = Vec::new();
+            let mut seen_ids = Vec::new();
+            while j < rest.len() && rest[j].role == Role::Assistant {
+                ref_assistant_blocks(&rest[j], &mut assistant, &mut seen_ids);
+                j += 1;
+            }
+            if !assistant.is_empty() {
+                out.push(json!({"role": "assistant", "content": assistant}));
+            } else if j > 0 && rest[j - 1].role == Role::Assistant {
+                out.push(json!({"role": "assistant", "content": [ref_text_block(EMPTY_TEXT_PLACEHOLDER, false)]}));
+            }
+        }
+        (system, out)
+    }
+
+    #[test]
+    fn direct_writing_matches_the_value_tree_byte_for_byte() {
+        let cached = |text: &str| {
+            Content::Text(TextContent {
+                text: text.into(),
+                cache_prompt: true,
+            })
+        };
+        let image = |cache_prompt: bool| {
+            Content::Image(ImageContent {
+                image_urls: vec![
+                    "data:image/png;base64,QUJD".into(),
+                    "https://x/y.png".into(),
+                ],
+                cache_prompt,
+            })
+        };
+        let mut a1 = Message::assistant(vec![Content::text(""), cached("é \"q\"")]);
+        a1.thinking_blocks = vec![
+            json!({"type":"thinking","thinking":"hmm","signature":"sig"}),
+            json!({"type":"redacted_thinking","data":"d"}),
+            json!({"type":"thinking","thinking":"unsigned","signature":""}),
+        ];
+        a1.tool_calls = Some(vec![
+            call(
+                "toolu_1",
+                "terminal",
+                "{\"command\": \"ls \\u00e9\", \"n\": 1.5}",
+            ),
+            call("call.2", "think", "not json"),
+        ]);
+        let mut a2 = Message::assistant(vec![]);
+        a2.tool_calls = Some(vec![call("call_2", "think", "[1]"), call("", "x", "{}")]);
+        let msgs = vec![
+            Message::system(vec![
+                cached("static"),
+                Content::text("dynamic"),
+                Content::text(""),
+            ]),
+            Message {
+                content: vec![Content::text(" "), image(true), cached("end")],
+                ..Message::user("")
+            },
+            a1,
+            a2,
+            Message::tool(
+                "toolu_1",
+                "terminal",
+                vec![Content::text("a.txt"), image(true)],
+            ),
+            Message::tool("call.2", "think", vec![Content::text("x".repeat(60_000))]),
+            Message::system(vec![Content::text("later system")]),
+            Message::assistant(vec![Content::text("")]),
+            Message::tool("t", "think", vec![Content::text("é".repeat(30_000))]),
+            Message::user(""),
+        ];
+        for vision in [true, false] {
+            let (want_system, want) = ref_messages_json(&msgs, vision);
+            let (system, out) = messages_json(&msgs, vision);
+            assert_eq!(
+                serde_json::to_value(&system).unwrap(),
+                Value::Array(want_system)
+            );
+            let got = serde_json::to_vec(&out).unwrap();
+            let want = serde_json::to_vec(&want).unwrap();
+            assert!(
+                got == want,
+                "vision {vision}\n got: {}\nwant: {}",
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
+    }
+
     #[test]
     fn conversation_shape() {
         let mut a1 = Message::assistant(vec![]);
@@ -670,11 +1032,11 @@ mod tests {
         ];
         let (system, out) = messages_json(&msgs, true);
         assert_eq!(
-            Value::Array(system).to_string(),
+            serde_json::to_string(&system).unwrap(),
             r#"[{"type":"text","text":"static","cache_control":{"type":"ephemeral"}},{"type":"text","text":"dynamic"}]"#
         );
         assert_eq!(
-            Value::Array(out).to_string(),
+            serde_json::to_string(&out).unwrap(),
             concat!(
                 r#"[{"role":"user","content":[{"type":"text","text":"do it"}]},"#,
                 r#"{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"sig"},"#,
@@ -780,7 +1142,11 @@ mod tests {
             cache_prompt: true,
         };
         assert_eq!(
-            Value::Array(image_blocks(&img)).to_string(),
+            {
+                let mut blocks = Vec::new();
+                image_blocks(&img, img.cache_prompt, &mut blocks);
+                serde_json::to_string(&blocks).unwrap()
+            },
             r#"[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"QUJD"}},{"type":"image","source":{"type":"url","url":"https://x/y.png"},"cache_control":{"type":"ephemeral"}}]"#
         );
     }

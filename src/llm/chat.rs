@@ -5,8 +5,10 @@
 //! assistant tool-call turns without `content` when there is no text, tool
 //! results `{"content":[…],"role":"tool","tool_call_id":…,"name":…}`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::error::LlmError;
@@ -14,6 +16,7 @@ use super::features::{Features, ThinkingMode};
 use super::route::Route;
 use super::sse::SseEvent;
 use super::{count, num, put, pyjson, tool_text, unsupported_param, CompletionRequest};
+use super::{Body, TOOL_TEXT_LIMIT};
 use super::{Parsed, RawUsage, StreamDelta, ToolSchema};
 use crate::api::llm_config::LlmConfig;
 use crate::api::message::{Content, Message, MessageToolCall, Role, ToolCallOrigin};
@@ -50,138 +53,252 @@ fn role_str(role: Role) -> &'static str {
     }
 }
 
-fn cache_control() -> Value {
-    json!({"type": "ephemeral"})
+/// The `cache_control` marker.
+struct Ephemeral;
+
+impl Serialize for Ephemeral {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("type", "ephemeral")?;
+        m.end()
+    }
 }
 
-/// One message in Chat Completions form.
-pub fn message_json(message: &Message, style: ChatStyle) -> Value {
-    let is_tool = message.role == Role::Tool;
-    let mut out = Map::new();
-    if style.force_string {
-        let text = message
-            .content
-            .iter()
-            .filter_map(Content::as_text)
-            .collect::<Vec<_>>()
-            .join("\n");
-        let text = if is_tool { tool_text(&text) } else { text };
-        out.insert("content".into(), Value::String(text));
-        out.insert("role".into(), role_str(message.role).into());
+/// A tool result's text as sent: cut to the SDK's limit (borrowed when it
+/// fits, which a byte length within the limit guarantees).
+fn tool_text_of(text: &str) -> Cow<'_, str> {
+    if text.len() <= TOOL_TEXT_LIMIT {
+        Cow::Borrowed(text)
     } else {
-        let mut parts = Vec::new();
-        let mut tool_cache = false;
-        for part in &message.content {
-            match part {
-                Content::Text(t) => {
-                    let mut p = Map::new();
-                    p.insert("type".into(), "text".into());
-                    let text = if is_tool {
-                        tool_text(&t.text)
-                    } else {
-                        t.text.clone()
-                    };
-                    p.insert("text".into(), text.into());
-                    // Tool messages carry the marker on the message itself (LiteLLM #6422).
-                    if t.cache_prompt {
-                        if is_tool {
-                            tool_cache = true;
+        Cow::Owned(tool_text(text))
+    }
+}
+
+/// One content part.
+enum Part<'a> {
+    Text { text: Cow<'a, str>, cache: bool },
+    Image { url: &'a str, cache: bool },
+}
+
+impl Serialize for Part<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        let cache = match self {
+            Part::Text { text, cache } => {
+                m.serialize_entry("type", "text")?;
+                m.serialize_entry("text", text)?;
+                cache
+            }
+            Part::Image { url, cache } => {
+                m.serialize_entry("type", "image_url")?;
+                m.serialize_entry("image_url", &ImageUrl(url))?;
+                cache
+            }
+        };
+        if *cache {
+            m.serialize_entry("cache_control", &Ephemeral)?;
+        }
+        m.end()
+    }
+}
+
+struct ImageUrl<'a>(&'a str);
+
+impl Serialize for ImageUrl<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("url", self.0)?;
+        m.end()
+    }
+}
+
+/// A message's `content`: a string or a part list.
+enum ChatContent<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<Part<'a>>),
+}
+
+impl Serialize for ChatContent<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ChatContent::Text(t) => s.serialize_str(t),
+            ChatContent::Parts(p) => p.serialize(s),
+        }
+    }
+}
+
+struct ToolCallOut<'a>(&'a MessageToolCall);
+
+impl Serialize for ToolCallOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("id", &self.0.id)?;
+        m.serialize_entry("type", "function")?;
+        m.serialize_entry("function", &FunctionOut(self.0))?;
+        m.end()
+    }
+}
+
+struct FunctionOut<'a>(&'a MessageToolCall);
+
+impl Serialize for FunctionOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("name", &self.0.name)?;
+        m.serialize_entry("arguments", &self.0.arguments)?;
+        m.end()
+    }
+}
+
+/// One message in Chat Completions form (the SDK's `to_chat_dict`),
+/// borrowing from the history and serialised directly: the request is
+/// written without an intermediate `serde_json::Value` tree, whose cost
+/// grows with the history.
+pub struct ChatMessage<'a> {
+    content: Option<ChatContent<'a>>,
+    role: &'static str,
+    cache_control: bool,
+    thinking_blocks: &'a [Value],
+    tool_calls: &'a [MessageToolCall],
+    /// `tool_call_id` and `name` of a tool result.
+    tool_result: Option<(&'a str, &'a str)>,
+    reasoning_content: Option<&'a str>,
+}
+
+impl<'a> ChatMessage<'a> {
+    /// `message` as `style` renders it.
+    pub fn new(message: &'a Message, style: ChatStyle) -> ChatMessage<'a> {
+        let is_tool = message.role == Role::Tool;
+        let is_assistant = message.role == Role::Assistant;
+        let mut cache_control = false;
+        let mut thinking_blocks: &[Value] = &[];
+        let content = if style.force_string {
+            let text = message
+                .content
+                .iter()
+                .filter_map(Content::as_text)
+                .collect::<Vec<_>>()
+                .join("\n");
+            let text = if is_tool { tool_text(&text) } else { text };
+            ChatContent::Text(Cow::Owned(text))
+        } else {
+            let mut parts = Vec::with_capacity(message.content.len());
+            for part in &message.content {
+                match part {
+                    Content::Text(t) => {
+                        let text = if is_tool {
+                            tool_text_of(&t.text)
                         } else {
-                            p.insert("cache_control".into(), cache_control());
+                            Cow::Borrowed(t.text.as_str())
+                        };
+                        // Tool messages carry the marker on the message itself (LiteLLM #6422).
+                        cache_control |= is_tool && t.cache_prompt;
+                        parts.push(Part::Text {
+                            text,
+                            cache: t.cache_prompt && !is_tool,
+                        });
+                    }
+                    Content::Image(img) => {
+                        cache_control |= is_tool && img.cache_prompt;
+                        if !style.vision {
+                            continue;
                         }
-                    }
-                    parts.push(Value::Object(p));
-                }
-                Content::Image(img) => {
-                    if is_tool && img.cache_prompt {
-                        tool_cache = true;
-                    }
-                    if !style.vision {
-                        continue;
-                    }
-                    let n = img.image_urls.len();
-                    for (i, url) in img.image_urls.iter().enumerate() {
-                        let mut p = Map::new();
-                        p.insert("type".into(), "image_url".into());
-                        p.insert("image_url".into(), json!({"url": url}));
-                        if img.cache_prompt && !is_tool && i + 1 == n {
-                            p.insert("cache_control".into(), cache_control());
-                        }
-                        parts.push(Value::Object(p));
+                        let n = img.image_urls.len();
+                        parts.extend(img.image_urls.iter().enumerate().map(|(i, url)| {
+                            Part::Image {
+                                url,
+                                cache: img.cache_prompt && !is_tool && i + 1 == n,
+                            }
+                        }));
                     }
                 }
             }
-        }
-        out.insert("content".into(), Value::Array(parts));
-        out.insert("role".into(), role_str(message.role).into());
-        if tool_cache {
-            out.insert("cache_control".into(), cache_control());
-        }
-        if message.role == Role::Assistant && !message.thinking_blocks.is_empty() {
-            out.insert(
-                "thinking_blocks".into(),
-                Value::Array(message.thinking_blocks.clone()),
-            );
-        }
-    }
-    let tool_calls = message.tool_calls.as_deref().unwrap_or_default();
-    if message.role == Role::Assistant && !tool_calls.is_empty() {
-        out.insert(
-            "tool_calls".into(),
-            tool_calls
-                .iter()
-                .map(|tc| {
-                    json!({
-                        "id": tc.id,
-                        "type": "function",
-                        "function": {"name": tc.name, "arguments": tc.arguments},
-                    })
-                })
-                .collect(),
-        );
-        drop_empty_content(&mut out);
-    } else if message.role == Role::Assistant && out.get("content") == Some(&json!([])) {
-        out.insert("content".into(), "".into());
-    }
-    if is_tool {
-        if let Some(id) = &message.tool_call_id {
-            out.insert("tool_call_id".into(), id.clone().into());
-            out.insert(
-                "name".into(),
-                message.name.clone().unwrap_or_default().into(),
-            );
+            if is_assistant {
+                thinking_blocks = &message.thinking_blocks;
+            }
+            ChatContent::Parts(parts)
+        };
+        let tool_calls: &[MessageToolCall] = if is_assistant {
+            message.tool_calls.as_deref().unwrap_or_default()
+        } else {
+            &[]
+        };
+        let content = if !tool_calls.is_empty() {
+            without_empty_text(content)
+        } else if is_assistant && matches!(&content, ChatContent::Parts(p) if p.is_empty()) {
+            Some(ChatContent::Text(Cow::Borrowed("")))
+        } else {
+            Some(content)
+        };
+        ChatMessage {
+            content,
+            role: role_str(message.role),
+            cache_control,
+            thinking_blocks,
+            tool_calls,
+            tool_result: match (is_tool, &message.tool_call_id) {
+                (true, Some(id)) => Some((id, message.name.as_deref().unwrap_or_default())),
+                _ => None,
+            },
+            reasoning_content: message
+                .reasoning_content
+                .as_deref()
+                .filter(|r| style.send_reasoning_content && !r.is_empty()),
         }
     }
-    if style.send_reasoning_content {
-        if let Some(r) = message
-            .reasoning_content
-            .as_deref()
-            .filter(|r| !r.is_empty())
-        {
-            out.insert("reasoning_content".into(), r.into());
-        }
-    }
-    Value::Object(out)
 }
 
-/// The SDK's `_remove_content_if_empty` for assistant tool-call turns.
-fn drop_empty_content(out: &mut Map<String, Value>) {
-    let keep = match out.get_mut("content") {
-        Some(Value::String(s)) => !s.trim().is_empty(),
-        Some(Value::Array(parts)) => {
-            parts.retain(|p| {
-                p.get("type").and_then(Value::as_str) != Some("text")
-                    || p.get("text")
-                        .and_then(Value::as_str)
-                        .is_some_and(|t| !t.trim().is_empty())
-            });
-            !parts.is_empty()
+impl Serialize for ChatMessage<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(c) = &self.content {
+            m.serialize_entry("content", c)?;
         }
-        _ => true,
-    };
-    if !keep {
-        out.shift_remove("content");
+        m.serialize_entry("role", self.role)?;
+        if self.cache_control {
+            m.serialize_entry("cache_control", &Ephemeral)?;
+        }
+        if !self.thinking_blocks.is_empty() {
+            m.serialize_entry("thinking_blocks", self.thinking_blocks)?;
+        }
+        if !self.tool_calls.is_empty() {
+            let calls: Vec<ToolCallOut<'_>> = self.tool_calls.iter().map(ToolCallOut).collect();
+            m.serialize_entry("tool_calls", &calls)?;
+        }
+        if let Some((id, name)) = self.tool_result {
+            m.serialize_entry("tool_call_id", id)?;
+            m.serialize_entry("name", name)?;
+        }
+        if let Some(r) = self.reasoning_content {
+            m.serialize_entry("reasoning_content", r)?;
+        }
+        m.end()
     }
+}
+
+/// The SDK's `_remove_content_if_empty` for assistant tool-call turns:
+/// blank text parts go, and the content with them when nothing is left.
+fn without_empty_text(content: ChatContent<'_>) -> Option<ChatContent<'_>> {
+    match content {
+        ChatContent::Text(t) if t.trim().is_empty() => None,
+        ChatContent::Parts(mut parts) => {
+            parts.retain(|p| !matches!(p, Part::Text { text, .. } if text.trim().is_empty()));
+            (!parts.is_empty()).then_some(ChatContent::Parts(parts))
+        }
+        other => Some(other),
+    }
+}
+
+/// The messages of a request, written as one JSON array.
+pub(crate) fn messages_bytes(
+    messages: &[Message],
+    style: ChatStyle,
+) -> serde_json::Result<Vec<u8>> {
+    let rendered: Vec<ChatMessage<'_>> = messages
+        .iter()
+        .map(|m| ChatMessage::new(m, style))
+        .collect();
+    serde_json::to_vec(&rendered)
 }
 
 /// Whether an OpenAI-compatible provider takes `top_k`.
@@ -200,24 +317,25 @@ fn takes_top_k(provider: &str) -> bool {
     )
 }
 
-/// The request body (without `litellm_extra_body`).
+/// The request body (without `litellm_extra_body`); the messages are
+/// written ahead ([`Body::written`]).
 pub(crate) fn build_body(
     config: &LlmConfig,
     route: &Route,
     f: &Features,
     request: &CompletionRequest,
     messages: &[Message],
-) -> Result<Map<String, Value>, LlmError> {
+) -> Result<Body, LlmError> {
     let style = ChatStyle {
         vision: f.vision,
         force_string: f.force_string_serializer,
         send_reasoning_content: f.send_reasoning_content,
     };
+    let written = messages_bytes(messages, style)
+        .map_err(|e| LlmError::bad_request(format!("request not serialisable: {e}")))?;
     let mut body = Map::new();
-    body.insert(
-        "messages".into(),
-        messages.iter().map(|m| message_json(m, style)).collect(),
-    );
+    // Holds the key's place; the written bytes replace it.
+    body.insert("messages".into(), Value::Null);
     body.insert("model".into(), route.model.clone().into());
     let thinking = f.thinking == ThinkingMode::Manual
         && config.extended_thinking_budget.unwrap_or(0) > 0
@@ -280,7 +398,7 @@ pub(crate) fn build_body(
             request.tools.iter().map(tool_json).collect(),
         );
     }
-    Ok(body)
+    Ok(Body::with_written(body, "messages", written))
 }
 
 fn usage_from(v: Option<&Value>) -> RawUsage {
@@ -568,6 +686,10 @@ mod tests {
     use super::*;
     use crate::api::message::TextContent;
 
+    fn message_json(message: &Message, style: ChatStyle) -> Value {
+        serde_json::to_value(ChatMessage::new(message, style)).unwrap()
+    }
+
     const STYLE: ChatStyle = ChatStyle {
         vision: true,
         force_string: false,
@@ -635,6 +757,216 @@ mod tests {
             message_json(&r, s).to_string(),
             r#"{"content":"a\nb","role":"assistant","reasoning_content":"why"}"#
         );
+    }
+
+    fn cache_control() -> Value {
+        json!({"type": "ephemeral"})
+    }
+
+    /// The previous rendering through a `Value` tree, kept as the reference
+    /// the direct writer must match byte for byte.
+    fn reference_json(message: &Message, style: ChatStyle) -> Value {
+        let is_tool = message.role == Role::Tool;
+        let mut out = Map::new();
+        if style.force_string {
+            let text = message
+                .content
+                .iter()
+                .filter_map(Content::as_text)
+                .collect::<Vec<_>>()
+                .join("\n");
+            let text = if is_tool { tool_text(&text) } else { text };
+            out.insert("content".into(), Value::String(text));
+            out.insert("role".into(), role_str(message.role).into());
+        } else {
+            let mut parts = Vec::new();
+            let mut tool_cache = false;
+            for part in &message.content {
+                match part {
+                    Content::Text(t) => {
+                        let mut p = Map::new();
+                        p.insert("type".into(), "text".into());
+                        let text = if is_tool {
+                            tool_text(&t.text)
+                        } else {
+                            t.text.clone()
+                        };
+                        p.insert("text".into(), text.into());
+                        // Tool messages carry the marker on the message itself (LiteLLM #6422).
+                        if t.cache_prompt {
+                            if is_tool {
+                                tool_cache = true;
+                            } else {
+                                p.insert("cache_control".into(), cache_control());
+                            }
+                        }
+                        parts.push(Value::Object(p));
+                    }
+                    Content::Image(img) => {
+                        if is_tool && img.cache_prompt {
+                            tool_cache = true;
+                        }
+                        if !style.vision {
+                            continue;
+                        }
+                        let n = img.image_urls.len();
+                        for (i, url) in img.image_urls.iter().enumerate() {
+                            let mut p = Map::new();
+                            p.insert("type".into(), "image_url".into());
+                            p.insert("image_url".into(), json!({"url": url}));
+                            if img.cache_prompt && !is_tool && i + 1 == n {
+                                p.insert("cache_control".into(), cache_control());
+                            }
+                            parts.push(Value::Object(p));
+                        }
+                    }
+                }
+            }
+            out.insert("content".into(), Value::Array(parts));
+            out.insert("role".into(), role_str(message.role).into());
+            if tool_cache {
+                out.insert("cache_control".into(), cache_control());
+            }
+            if message.role == Role::Assistant && !message.thinking_blocks.is_empty() {
+                out.insert(
+                    "thinking_blocks".into(),
+                    Value::Array(message.thinking_blocks.clone()),
+                );
+            }
+        }
+        let tool_calls = message.tool_calls.as_deref().unwrap_or_default();
+        if message.role == Role::Assistant && !tool_calls.is_empty() {
+            out.insert(
+                "tool_calls".into(),
+                tool_calls
+                    .iter()
+                    .map(|tc| {
+                        json!({
+                            "id": tc.id,
+                            "type": "function",
+                            "function": {"name": tc.name, "arguments": tc.arguments},
+                        })
+                    })
+                    .collect(),
+            );
+            drop_empty_content(&mut out);
+        } else if message.role == Role::Assistant && out.get("content") == Some(&json!([])) {
+            out.insert("content".into(), "".into());
+        }
+        if is_tool {
+            if let Some(id) = &message.tool_call_id {
+                out.insert("tool_call_id".into(), id.clone().into());
+                out.insert(
+                    "name".into(),
+                    message.name.clone().unwrap_or_default().into(),
+                );
+            }
+        }
+        if style.send_reasoning_content {
+            if let Some(r) = message
+                .reasoning_content
+                .as_deref()
+                .filter(|r| !r.is_empty())
+            {
+                out.insert("reasoning_content".into(), r.into());
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// The SDK's `_remove_content_if_empty` for assistant tool-call turns.
+    fn drop_empty_content(out: &mut Map<String, Value>) {
+        let keep = match out.get_mut("content") {
+            Some(Value::String(s)) => !s.trim().is_empty(),
+            Some(Value::Array(parts)) => {
+                parts.retain(|p| {
+                    p.get("type").and_then(Value::as_str) != Some("text")
+                        || p.get("text")
+                            .and_then(Value::as_str)
+                            .is_some_and(|t| !t.trim().is_empty())
+                });
+                !parts.is_empty()
+            }
+            _ => true,
+        };
+        if !keep {
+            out.shift_remove("content");
+        }
+    }
+
+    #[test]
+    fn direct_writing_matches_the_value_tree_byte_for_byte() {
+        let call = |id: &str| MessageToolCall {
+            id: id.into(),
+            responses_item_id: None,
+            name: "terminal".into(),
+            arguments: "{\"command\": \"ls \\u00e9\"}".into(),
+            origin: ToolCallOrigin::Completion,
+        };
+        let cached = |text: &str| {
+            Content::Text(TextContent {
+                text: text.into(),
+                cache_prompt: true,
+            })
+        };
+        let mut image = Content::image("data:image/png;base64,AA");
+        if let Content::Image(i) = &mut image {
+            i.image_urls.push("https://x/b.png".into());
+            i.cache_prompt = true;
+        }
+        let mut with_calls =
+            Message::assistant(vec![Content::text(" "), Content::text("é \"q\"\n")]);
+        with_calls.tool_calls = Some(vec![call("a"), call("b")]);
+        with_calls.thinking_blocks =
+            vec![json!({"type": "thinking", "thinking": "t", "signature": "s"})];
+        with_calls.reasoning_content = Some("because".into());
+        let mut blank_calls = Message::assistant(vec![Content::text("  ")]);
+        blank_calls.tool_calls = Some(vec![call("c")]);
+        let mut empty_calls = Message::assistant(vec![]);
+        empty_calls.tool_calls = Some(vec![]);
+        let mut unnamed_tool = Message::tool("d", "x", vec![Content::text("r")]);
+        unnamed_tool.name = None;
+        let messages = vec![
+            Message::system(vec![Content::text("sys")]),
+            Message {
+                content: vec![cached("static"), Content::text("dynamic")],
+                ..Message::system(vec![])
+            },
+            Message {
+                content: vec![Content::text("look"), image.clone(), cached("end")],
+                ..Message::user("")
+            },
+            with_calls,
+            blank_calls,
+            empty_calls,
+            Message::assistant(vec![]),
+            Message::assistant(vec![image.clone()]),
+            Message::tool("a", "terminal", vec![cached("out"), image]),
+            Message::tool("b", "terminal", vec![Content::text("x".repeat(60_000))]),
+            Message::tool("b", "terminal", vec![Content::text("é".repeat(30_000))]),
+            unnamed_tool,
+        ];
+        for vision in [true, false] {
+            for force_string in [true, false] {
+                for send_reasoning_content in [true, false] {
+                    let style = ChatStyle {
+                        vision,
+                        force_string,
+                        send_reasoning_content,
+                    };
+                    let want: Vec<Value> =
+                        messages.iter().map(|m| reference_json(m, style)).collect();
+                    let want = serde_json::to_vec(&want).unwrap();
+                    let got = messages_bytes(&messages, style).unwrap();
+                    assert!(
+                        got == want,
+                        "{style:?}\n got: {}\nwant: {}",
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&want)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

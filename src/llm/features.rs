@@ -245,8 +245,20 @@ const SEND_REASONING: &[&str] = &[
     "deepseek/deepseek-v4.1-flash",
 ];
 
-/// Families without image input.
-const NO_VISION: &[&str] = &["deepseek", "o1-mini", "o3-mini", "gpt-3.5", "glm-4.5"];
+/// Families without image input (LiteLLM marks them `supports_vision: false`
+/// or not at all). Every other model is assumed to take images.
+const NO_VISION: &[&str] = &[
+    "deepseek",
+    "o1-mini",
+    "o3-mini",
+    "gpt-3.5",
+    "glm-4.5",
+    "gpt-oss",
+    "qwen3-coder",
+    "minimax-m2",
+    "devstral",
+    "codestral",
+];
 
 /// Output cap the SDK applies when `base_url` points somewhere the model map may not describe.
 const BASE_URL_OUTPUT_CAP: u64 = 16_384;
@@ -285,14 +297,29 @@ fn family(model: &str) -> Option<&'static Family> {
     })
 }
 
-/// Resolves the features of `config` on `route`.
-pub fn resolve(config: &LlmConfig, route: &Route) -> Features {
-    let name = config
+/// The model name the tables are matched against.
+fn table_name(config: &LlmConfig) -> String {
+    config
         .model_canonical_name
         .as_deref()
         .filter(|s| !s.is_empty())
         .unwrap_or(&config.model)
-        .to_lowercase();
+        .to_lowercase()
+}
+
+/// Whether the model is sent images (the SDK's `vision_is_active`): not
+/// `disable_vision`, and the `supports_vision` override or the family
+/// table. The one decision behind image parts in requests, the agent's
+/// image check and the file editor's description.
+pub fn vision(config: &LlmConfig) -> bool {
+    config.disable_vision != Some(true)
+        && capability_override(config, "supports_vision")
+            .unwrap_or_else(|| !matches(&table_name(config), NO_VISION))
+}
+
+/// Resolves the features of `config` on `route`.
+pub fn resolve(config: &LlmConfig, route: &Route) -> Features {
+    let name = table_name(config);
     let o = |key: &str| capability_override(config, key);
     let is_claude = name.contains("claude");
 
@@ -334,8 +361,7 @@ pub fn resolve(config: &LlmConfig, route: &Route) -> Features {
     let force_string_serializer = config
         .force_string_serializer
         .unwrap_or_else(|| matches(&name, FORCE_STRING));
-    let vision = config.disable_vision != Some(true)
-        && o("supports_vision").unwrap_or_else(|| !matches(&name, NO_VISION));
+    let vision = vision(config);
 
     let fam = family(&name);
     let max_input_tokens = config
@@ -449,6 +475,23 @@ mod tests {
         assert!(!f.reasoning_effort);
         assert_eq!(f.max_output_tokens, None);
         assert_eq!(f.max_input_tokens, 0);
+    }
+
+    #[test]
+    fn vision_follows_the_table_and_the_overrides() {
+        let cfg = |model: &str| LlmConfig {
+            model: model.into(),
+            ..LlmConfig::default()
+        };
+        assert!(vision(&cfg("openai/gpt-4o")));
+        assert!(!vision(&cfg("deepseek/deepseek-chat")));
+        assert!(!vision(&cfg("openrouter/openai/gpt-oss-120b")));
+        let mut c = cfg("deepseek/deepseek-chat");
+        c.capability_overrides
+            .insert("supports_vision".into(), true.into());
+        assert!(vision(&c));
+        c.disable_vision = Some(true);
+        assert!(!vision(&c));
     }
 
     #[test]

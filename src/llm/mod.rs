@@ -203,7 +203,7 @@ impl LlmClient {
         let features = features::resolve(config, &route);
         let body = build_body(config, &route, &features, &request)?;
         let body = Bytes::from(
-            serde_json::to_vec(&body)
+            body.to_bytes()
                 .map_err(|e| LlmError::bad_request(format!("request not serialisable: {e}")))?,
         );
         let timeout = config.timeout.filter(|t| *t > 0).map(Duration::from_secs);
@@ -521,12 +521,62 @@ pub fn parse_retry_after(text: &str, now: jiff::Timestamp) -> Option<Duration> {
     Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
 }
 
+/// A request body: its fields in order, one of which may be written ahead
+/// of time (the history, the part that grows) and spliced in at its place.
+pub(crate) struct Body {
+    fields: Map<String, Value>,
+    written: Option<(&'static str, Vec<u8>)>,
+}
+
+impl Body {
+    /// `fields` with `key`'s value already serialised as `json`.
+    pub(crate) fn with_written(
+        fields: Map<String, Value>,
+        key: &'static str,
+        json: Vec<u8>,
+    ) -> Body {
+        Body {
+            fields,
+            written: Some((key, json)),
+        }
+    }
+
+    /// Sets a field; a written one it replaces is dropped.
+    fn insert(&mut self, key: String, value: Value) {
+        if self.written.as_ref().is_some_and(|(k, _)| *k == key) {
+            self.written = None;
+        }
+        self.fields.insert(key, value);
+    }
+
+    /// The JSON text: exactly what `serde_json::to_vec` gives for the same
+    /// fields with the written value in its place.
+    fn to_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        let extra = self.written.as_ref().map_or(0, |(_, w)| w.len());
+        let mut out = Vec::with_capacity(extra + 4096);
+        out.push(b'{');
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, key)?;
+            out.push(b':');
+            match &self.written {
+                Some((k, json)) if k == key => out.extend_from_slice(json),
+                _ => serde_json::to_writer(&mut out, value)?,
+            }
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
 fn build_body(
     config: &LlmConfig,
     route: &Route,
     features: &Features,
     request: &CompletionRequest,
-) -> Result<Value, LlmError> {
+) -> Result<Body, LlmError> {
     // Only the cache markers need a copy of the history.
     let marked;
     let messages: &[Message] = if features.prompt_cache {
@@ -543,7 +593,7 @@ fn build_body(
     for (k, v) in &config.litellm_extra_body {
         body.insert(k.clone(), v.clone());
     }
-    Ok(Value::Object(body))
+    Ok(body)
 }
 
 /// The SDK's prompt-caching breakpoints: the static system block (the first
@@ -629,6 +679,27 @@ pub(crate) fn count(v: Option<&Value>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_written_field_is_spliced_in_place() {
+        let messages = json!([{"content": "é \"x\"", "role": "user"}]);
+        let mut fields = Map::new();
+        fields.insert("messages".into(), Value::Null);
+        fields.insert("model".into(), "m".into());
+        let written = serde_json::to_vec(&messages).unwrap();
+        let mut body = Body::with_written(fields.clone(), "messages", written);
+        let mut want = fields;
+        want.insert("messages".into(), messages);
+        assert_eq!(body.to_bytes().unwrap(), serde_json::to_vec(&want).unwrap());
+        // `litellm_extra_body` may replace it, in place.
+        body.insert("messages".into(), json!([]));
+        body.insert("extra".into(), json!(1));
+        assert_eq!(
+            String::from_utf8(body.to_bytes().unwrap()).unwrap(),
+            r#"{"messages":[],"model":"m","extra":1}"#
+        );
+    }
 
     #[test]
     fn backoff_schedule_matches_tenacity() {

@@ -7,8 +7,10 @@
 //! items, tool results as `function_call_output`. Calls are stateless
 //! (`store:false`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::error::LlmError;
@@ -16,6 +18,7 @@ use super::features::Features;
 use super::route::Route;
 use super::sse::SseEvent;
 use super::{count, num, put, tool_text, unsupported_param, CompletionRequest};
+use super::{Body, TOOL_TEXT_LIMIT};
 use super::{Parsed, RawUsage, StreamDelta, ToolSchema};
 use crate::api::llm_config::LlmConfig;
 use crate::api::message::{Content, Message, MessageToolCall, Role, ToolCallOrigin};
@@ -31,8 +34,118 @@ pub fn tool_json(tool: &ToolSchema) -> Value {
     })
 }
 
+/// One `input` item, borrowing from the history and serialised directly
+/// (no intermediate `serde_json::Value` tree).
+enum Item<'a> {
+    User(Vec<UserPart<'a>>),
+    Reasoning(Value),
+    Assistant(Vec<&'a str>),
+    FunctionCall {
+        id: Cow<'a, str>,
+        call: &'a MessageToolCall,
+    },
+    Output {
+        call_id: &'a str,
+        text: Cow<'a, str>,
+    },
+    ImageOutput {
+        call_id: &'a str,
+        url: &'a str,
+    },
+}
+
+enum UserPart<'a> {
+    Text(&'a str),
+    Image(&'a str),
+}
+
+/// `{"type":"input_image","image_url":…,"detail":"auto"}`.
+struct InputImage<'a>(&'a str);
+
+impl Serialize for InputImage<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("type", "input_image")?;
+        m.serialize_entry("image_url", self.0)?;
+        m.serialize_entry("detail", "auto")?;
+        m.end()
+    }
+}
+
+/// `{"type": kind, "text": text}`.
+struct Typed<'a>(&'static str, &'a str);
+
+impl Serialize for Typed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("type", self.0)?;
+        m.serialize_entry("text", self.1)?;
+        m.end()
+    }
+}
+
+impl Serialize for UserPart<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UserPart::Text(t) => Typed("input_text", t).serialize(s),
+            UserPart::Image(url) => InputImage(url).serialize(s),
+        }
+    }
+}
+
+impl Serialize for Item<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Item::Reasoning(v) = self {
+            return v.serialize(s);
+        }
+        let mut m = s.serialize_map(None)?;
+        match self {
+            Item::User(parts) => {
+                m.serialize_entry("type", "message")?;
+                m.serialize_entry("role", "user")?;
+                m.serialize_entry("content", parts)?;
+            }
+            Item::Assistant(texts) => {
+                let parts: Vec<Typed<'_>> = texts.iter().map(|t| Typed("output_text", t)).collect();
+                m.serialize_entry("type", "message")?;
+                m.serialize_entry("role", "assistant")?;
+                m.serialize_entry("content", &parts)?;
+            }
+            Item::FunctionCall { id, call } => {
+                m.serialize_entry("type", "function_call")?;
+                m.serialize_entry("id", id)?;
+                m.serialize_entry("call_id", &call.id)?;
+                m.serialize_entry("name", &call.name)?;
+                m.serialize_entry("arguments", &call.arguments)?;
+            }
+            Item::Output { call_id, text } => {
+                m.serialize_entry("type", "function_call_output")?;
+                m.serialize_entry("call_id", call_id)?;
+                m.serialize_entry("output", text)?;
+            }
+            Item::ImageOutput { call_id, url } => {
+                m.serialize_entry("type", "function_call_output")?;
+                m.serialize_entry("call_id", call_id)?;
+                m.serialize_entry("output", &[InputImage(url)])?;
+            }
+            Item::Reasoning(_) => {}
+        }
+        m.end()
+    }
+}
+
+/// A tool result's text as sent: cut to the SDK's limit (borrowed when it
+/// fits, which a byte length within the limit guarantees).
+fn tool_text_of(text: &str) -> Cow<'_, str> {
+    if text.len() <= TOOL_TEXT_LIMIT {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(tool_text(text))
+    }
+}
+
 /// `instructions` (system texts) and `input` items for a conversation.
-pub fn input_items(messages: &[Message], vision: bool) -> (Option<String>, Vec<Value>) {
+fn input_items(messages: &[Message], vision: bool) -> (Option<String>, Vec<Item<'_>>) {
     let mut instructions: Option<String> = None;
     let mut items = Vec::new();
     for m in messages {
@@ -57,51 +170,38 @@ pub fn input_items(messages: &[Message], vision: bool) -> (Option<String>, Vec<V
                 let mut parts = Vec::new();
                 for c in &m.content {
                     match c {
-                        Content::Text(t) => {
-                            parts.push(json!({"type": "input_text", "text": t.text}))
-                        }
+                        Content::Text(t) => parts.push(UserPart::Text(&t.text)),
                         Content::Image(img) if vision => {
-                            for url in &img.image_urls {
-                                parts.push(json!({"type": "input_image", "image_url": url, "detail": "auto"}));
-                            }
+                            parts.extend(img.image_urls.iter().map(|u| UserPart::Image(u)))
                         }
                         Content::Image(_) => {}
                     }
                 }
                 if parts.is_empty() {
-                    parts.push(json!({"type": "input_text", "text": ""}));
+                    parts.push(UserPart::Text(""));
                 }
-                items.push(json!({"type": "message", "role": "user", "content": parts}));
+                items.push(Item::User(parts));
             }
             Role::Assistant => {
                 if let Some(item) = m.responses_reasoning_item.as_ref().and_then(reasoning_item) {
-                    items.push(item);
+                    items.push(Item::Reasoning(item));
                 }
-                let texts: Vec<Value> = m
+                let texts: Vec<&str> = m
                     .content
                     .iter()
                     .filter_map(Content::as_text)
                     .filter(|t| !t.is_empty())
-                    .map(|t| json!({"type": "output_text", "text": t}))
                     .collect();
                 if !texts.is_empty() {
-                    items.push(json!({"type": "message", "role": "assistant", "content": texts}));
+                    items.push(Item::Assistant(texts));
                 }
                 for tc in m.tool_calls.as_deref().unwrap_or_default() {
-                    let item_id = tc.responses_item_id.clone().unwrap_or_else(|| {
-                        if tc.id.starts_with("fc") {
-                            tc.id.clone()
-                        } else {
-                            format!("fc_{}", tc.id)
-                        }
-                    });
-                    items.push(json!({
-                        "type": "function_call",
-                        "id": item_id,
-                        "call_id": tc.id,
-                        "name": tc.name,
-                        "arguments": tc.arguments,
-                    }));
+                    let id = match &tc.responses_item_id {
+                        Some(id) => Cow::Borrowed(id.as_str()),
+                        None if tc.id.starts_with("fc") => Cow::Borrowed(tc.id.as_str()),
+                        None => Cow::Owned(format!("fc_{}", tc.id)),
+                    };
+                    items.push(Item::FunctionCall { id, call: tc });
                 }
             }
             Role::Tool => {
@@ -110,19 +210,16 @@ pub fn input_items(messages: &[Message], vision: bool) -> (Option<String>, Vec<V
                 };
                 for c in &m.content {
                     match c {
-                        Content::Text(t) => items.push(json!({
-                            "type": "function_call_output",
-                            "call_id": call_id,
-                            "output": tool_text(&t.text),
-                        })),
+                        Content::Text(t) => items.push(Item::Output {
+                            call_id,
+                            text: tool_text_of(&t.text),
+                        }),
                         Content::Image(img) if vision => {
-                            for url in &img.image_urls {
-                                items.push(json!({
-                                    "type": "function_call_output",
-                                    "call_id": call_id,
-                                    "output": [{"type": "input_image", "image_url": url, "detail": "auto"}],
-                                }));
-                            }
+                            items.extend(
+                                img.image_urls
+                                    .iter()
+                                    .map(|url| Item::ImageOutput { call_id, url }),
+                            );
                         }
                         Content::Image(_) => {}
                     }
@@ -183,11 +280,14 @@ pub(crate) fn build_body(
     f: &Features,
     request: &CompletionRequest,
     messages: &[Message],
-) -> Result<Map<String, Value>, LlmError> {
+) -> Result<Body, LlmError> {
     let (instructions, input) = input_items(messages, f.vision);
+    let written = serde_json::to_vec(&input)
+        .map_err(|e| LlmError::bad_request(format!("request not serialisable: {e}")))?;
     let mut body = Map::new();
     body.insert("model".into(), route.model.clone().into());
-    body.insert("input".into(), Value::Array(input));
+    // Holds the key's place; the written bytes replace it.
+    body.insert("input".into(), Value::Null);
     put(&mut body, "instructions", instructions.map(Value::String));
     if !request.tools.is_empty() {
         body.insert(
@@ -242,7 +342,7 @@ pub(crate) fn build_body(
     if request.stream {
         body.insert("stream".into(), true.into());
     }
-    Ok(body)
+    Ok(Body::with_written(body, "input", written))
 }
 
 fn usage_from(v: Option<&Value>) -> RawUsage {
@@ -513,6 +613,167 @@ impl StreamState {
 mod tests {
     use super::*;
 
+    /// The previous rendering through `Value`s, kept as the reference the
+    /// direct writer must match byte for byte.
+    fn reference_items(messages: &[Message], vision: bool) -> (Option<String>, Vec<Value>) {
+        let mut instructions: Option<String> = None;
+        let mut items = Vec::new();
+        for m in messages {
+            match m.role {
+                Role::System => {
+                    let text = m
+                        .content
+                        .iter()
+                        .filter_map(Content::as_text)
+                        .filter(|t| !t.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let text = text.trim();
+                    if !text.is_empty() {
+                        instructions = Some(match instructions {
+                            None => text.to_string(),
+                            Some(prev) => format!("{prev}\n\n---\n\n{text}"),
+                        });
+                    }
+                }
+                Role::User => {
+                    let mut parts = Vec::new();
+                    for c in &m.content {
+                        match c {
+                            Content::Text(t) => {
+                                parts.push(json!({"type": "input_text", "text": t.text}))
+                            }
+                            Content::Image(img) if vision => {
+                                for url in &img.image_urls {
+                                    parts.push(json!({"type": "input_image", "image_url": url, "detail": "auto"}));
+                                }
+                            }
+                            Content::Image(_) => {}
+                        }
+                    }
+                    if parts.is_empty() {
+                        parts.push(json!({"type": "input_text", "text": ""}));
+                    }
+                    items.push(json!({"type": "message", "role": "user", "content": parts}));
+                }
+                Role::Assistant => {
+                    if let Some(item) = m.responses_reasoning_item.as_ref().and_then(reasoning_item)
+                    {
+                        items.push(item);
+                    }
+                    let texts: Vec<Value> = m
+                        .content
+                        .iter()
+                        .filter_map(Content::as_text)
+                        .filter(|t| !t.is_empty())
+                        .map(|t| json!({"type": "output_text", "text": t}))
+                        .collect();
+                    if !texts.is_empty() {
+                        items.push(
+                            json!({"type": "message", "role": "assistant", "content": texts}),
+                        );
+                    }
+                    for tc in m.tool_calls.as_deref().unwrap_or_default() {
+                        let item_id = tc.responses_item_id.clone().unwrap_or_else(|| {
+                            if tc.id.starts_with("fc") {
+                                tc.id.clone()
+                            } else {
+                                format!("fc_{}", tc.id)
+                            }
+                        });
+                        items.push(json!({
+                            "type": "function_call",
+                            "id": item_id,
+                            "call_id": tc.id,
+                            "name": tc.name,
+                            "arguments": tc.arguments,
+                        }));
+                    }
+                }
+                Role::Tool => {
+                    let Some(call_id) = &m.tool_call_id else {
+                        continue;
+                    };
+                    for c in &m.content {
+                        match c {
+                            Content::Text(t) => items.push(json!({
+                                "type": "function_call_output",
+                                "call_id": call_id,
+                                "output": tool_text(&t.text),
+                            })),
+                            Content::Image(img) if vision => {
+                                for url in &img.image_urls {
+                                    items.push(json!({
+                                        "type": "function_call_output",
+                                        "call_id": call_id,
+                                        "output": [{"type": "input_image", "image_url": url, "detail": "auto"}],
+                                    }));
+                                }
+                            }
+                            Content::Image(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+        (instructions, items)
+    }
+
+    #[test]
+    fn direct_writing_matches_the_value_items_byte_for_byte() {
+        let call = |id: &str, item: Option<&str>| MessageToolCall {
+            id: id.into(),
+            responses_item_id: item.map(str::to_string),
+            name: "terminal".into(),
+            arguments: "{\"command\": \"ls \\u00e9\"}".into(),
+            origin: ToolCallOrigin::Responses,
+        };
+        let mut image = Content::image("data:image/png;base64,AA");
+        if let Content::Image(i) = &mut image {
+            i.image_urls.push("https://x/b.png".into());
+        }
+        let mut a = Message::assistant(vec![Content::text(""), Content::text("é \"q\"\n")]);
+        a.responses_reasoning_item = Some(
+            json!({"id":"rs_1","summary":["s1"],"content":["c"],"encrypted_content":"enc","status":"done"}),
+        );
+        a.tool_calls = Some(vec![
+            call("call_1", None),
+            call("fc_2", None),
+            call("c3", Some("fc_item")),
+        ]);
+        let mut no_call_id = Message::tool("x", "terminal", vec![Content::text("lost")]);
+        no_call_id.tool_call_id = None;
+        let msgs = vec![
+            Message::system(vec![Content::text(" sys "), Content::text("")]),
+            Message::system(vec![Content::text("second")]),
+            Message::user("hi"),
+            Message {
+                content: vec![image.clone()],
+                ..Message::user("")
+            },
+            Message::user(""),
+            a,
+            Message::assistant(vec![]),
+            Message::tool("call_1", "terminal", vec![Content::text("out"), image]),
+            Message::tool("fc_2", "terminal", vec![Content::text("x".repeat(60_000))]),
+            Message::tool("c3", "terminal", vec![Content::text("é".repeat(30_000))]),
+            no_call_id,
+        ];
+        for vision in [true, false] {
+            let (want_instructions, want) = reference_items(&msgs, vision);
+            let (instructions, items) = input_items(&msgs, vision);
+            assert_eq!(instructions, want_instructions);
+            let got = serde_json::to_vec(&items).unwrap();
+            let want = serde_json::to_vec(&want).unwrap();
+            assert!(
+                got == want,
+                "vision {vision}\n got: {}\nwant: {}",
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+        }
+    }
+
     #[test]
     fn input_items_follow_the_sdk() {
         let mut a = Message::assistant(vec![Content::text("thinking aloud")]);
@@ -535,7 +796,7 @@ mod tests {
         let (instructions, items) = input_items(&msgs, true);
         assert_eq!(instructions.as_deref(), Some("sys\ndyn"));
         assert_eq!(
-            Value::Array(items).to_string(),
+            serde_json::to_string(&items).unwrap(),
             r#"[{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]},{"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"s1"}],"encrypted_content":"enc"},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"thinking aloud"}]},{"type":"function_call","id":"fc_call_1","call_id":"call_1","name":"think","arguments":"{}"},{"type":"function_call_output","call_id":"call_1","output":"logged"}]"#
         );
     }

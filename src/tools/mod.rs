@@ -18,6 +18,7 @@ pub mod file_editor;
 mod fsutil;
 pub mod glob;
 pub mod grep;
+pub mod invoke_skill;
 mod obs;
 pub mod registry;
 mod search;
