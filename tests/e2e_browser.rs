@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use agent_util::{call, create, events, of_kind, send, Harness, Socket};
+use agent_util::{call, create, events, obs_text, of_kind, send, told, Harness, Socket};
 use fake_llm::Turn;
 use pages::PageServer;
 
@@ -140,28 +140,6 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The text of an event's observation.
-fn obs_text(event: &Value) -> String {
-    event["observation"]["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["text"].as_str())
-        .collect()
-}
-
-/// The tool message the model got for `call_id`, as JSON text.
-fn told(h: &Harness, call_id: &str) -> String {
-    h.llm
-        .requests()
-        .iter()
-        .filter_map(|r| r.body["messages"].as_array().cloned())
-        .flatten()
-        .find(|m| m["role"] == "tool" && m["tool_call_id"] == call_id)
-        .unwrap_or_else(|| panic!("no LLM request carried the result of {call_id}"))
-        .to_string()
 }
 
 /// The browser observations of a conversation (name, event), in order.

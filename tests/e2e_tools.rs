@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use agent_util::{call, create, events, of_kind, read_tree, run, Harness, Socket};
+use agent_util::{call, create, events, obs_text, of_kind, read_tree, run, told, Harness, Socket};
 use fake_llm::Turn;
 
 /// The variable every process of a test's server inherits.
@@ -116,37 +116,6 @@ fn describe(pids: &[i32]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// The text of an event's observation.
-fn obs_text(event: &Value) -> String {
-    event["observation"]["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|c| c["text"].as_str())
-        .collect()
-}
-
-/// What the model was told for the call `call_id`: the tool message of the
-/// first LLM request that carries it.
-fn told(h: &Harness, call_id: &str) -> String {
-    for req in h.llm.requests() {
-        let Some(messages) = req.body["messages"].as_array() else {
-            continue;
-        };
-        if let Some(m) = messages
-            .iter()
-            .find(|m| m["role"] == "tool" && m["tool_call_id"] == call_id)
-        {
-            return match &m["content"] {
-                Value::String(s) => s.clone(),
-                Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
-                other => other.to_string(),
-            };
-        }
-    }
-    panic!("no LLM request carried the result of {call_id}");
 }
 
 /// The observation events but `finish`'s (which ends the run), and what the

@@ -310,3 +310,34 @@ pub fn read_tree(dir: &Path) -> String {
     }
     out
 }
+
+/// The text of an event's observation.
+pub fn obs_text(event: &Value) -> String {
+    event["observation"]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["text"].as_str())
+        .collect()
+}
+
+/// What the model was told for the call `call_id`: the tool message of the
+/// first LLM request that carries it.
+pub fn told(h: &Harness, call_id: &str) -> String {
+    for req in h.llm.requests() {
+        let Some(messages) = req.body["messages"].as_array() else {
+            continue;
+        };
+        if let Some(m) = messages
+            .iter()
+            .find(|m| m["role"] == "tool" && m["tool_call_id"] == call_id)
+        {
+            return match &m["content"] {
+                Value::String(s) => s.clone(),
+                Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+                other => other.to_string(),
+            };
+        }
+    }
+    panic!("no LLM request carried the result of {call_id}");
+}
