@@ -23,7 +23,7 @@ use crate::http::{self, App};
 use crate::outbound::Outbound;
 use crate::secrets::SecretCipher;
 use crate::systemd;
-use crate::tools::{browser, registry};
+use crate::tools::{browser, registry, terminal, ToolSettings};
 use crate::webhooks::WebhookHub;
 
 /// Where a conversation keeps its files, for the routes that act inside one.
@@ -107,8 +107,12 @@ impl AppState {
     /// Creates the agent runtime and installs it as the conversation
     /// service's runner; `false` if one was installed already.
     pub fn install_agent(&self, service: &Arc<ConversationService>) -> bool {
-        let runtime =
-            AgentRuntime::new(self.outbound.clone(), registry::tool_settings(&self.config));
+        let settings = ToolSettings {
+            // The shells start in the background, so start-up does not wait.
+            terminal_pool: terminal::start_pool(self.config.terminal_pool_size),
+            ..(*registry::tool_settings(&self.config)).clone()
+        };
+        let runtime = AgentRuntime::new(self.outbound.clone(), Arc::new(settings));
         runtime.attach(service);
         self.agent.set(runtime).is_ok()
     }
@@ -252,6 +256,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     http::serve(listener, app, state.shutdown.clone()).await;
     conversations.shutdown().await;
+    if let Some(pool) = state
+        .agent()
+        .and_then(|a| a.tool_settings().terminal_pool.clone())
+    {
+        pool.close().await;
+    }
     state.bash.shutdown().await;
     if let Some(check) = browser_check {
         // An unfinished check leaves Chromium behind; the sweep below ends it.
