@@ -141,12 +141,12 @@ fn start_server(
     pool: Option<usize>,
 ) -> Result<Server, String> {
     let mut command = Command::new(binary);
+    command.env_clear();
     if let Some(size) = pool {
         command.env("OH_TERMINAL_POOL_SIZE", size.to_string());
     }
     let mut child = command
         .args(["--host", "127.0.0.1", "--port", "0"])
-        .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("OH_SESSION_API_KEYS_0", KEY)
         .env("OH_CONVERSATIONS_PATH", data)

@@ -108,8 +108,7 @@ impl AppState {
     /// service's runner; `false` if one was installed already.
     pub fn install_agent(&self, service: &Arc<ConversationService>) -> bool {
         let settings = ToolSettings {
-            // The shells start in the background, so start-up does not wait.
-            terminal_pool: terminal::start_pool(self.config.terminal_pool_size),
+            terminal_pool: terminal::server_pool(self.config.terminal_pool_size),
             ..(*registry::tool_settings(&self.config)).clone()
         };
         let runtime = AgentRuntime::new(self.outbound.clone(), Arc::new(settings));
@@ -243,6 +242,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     state.mark_ready();
     announce(addr);
     systemd::notify_ready(addr);
+    // Once ready, so bash and `~/.bashrc` do not compete with start-up.
+    if let Some(pool) = state
+        .agent()
+        .and_then(|a| a.tool_settings().terminal_pool.clone())
+    {
+        pool.fill();
+    }
     // Started once ready, so Chromium's launch does not delay the first answer.
     let browser_check = state.config.enable_browser.then(|| {
         let settings = registry::tool_settings(&state.config);

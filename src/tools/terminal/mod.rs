@@ -38,7 +38,7 @@ use crate::tools::{
 };
 use crate::util::pyfmt;
 
-pub use pool::{start_pool, ShellPool};
+pub use pool::{server_pool, ShellPool};
 pub use pty::kill_all_sessions;
 
 use session::{input_bytes, shell_env, Outcome, Session, StartError, Wait};

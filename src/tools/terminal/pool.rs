@@ -35,10 +35,10 @@ use tokio_util::sync::CancellationToken;
 use super::pty::SpawnSpec;
 use super::session::{shell_env, Session};
 
-/// Starts a server's pool of `size` idle shells of the default bash, in the
-/// background (`None` when `size` is 0 or there is no bash on `PATH`). Call
-/// from the runtime.
-pub fn start_pool(size: usize) -> Option<Arc<ShellPool>> {
+/// A server's pool of `size` idle shells of the default bash (`None` when
+/// `size` is 0 or there is no bash on `PATH`); nothing starts before
+/// [`ShellPool::fill`].
+pub fn server_pool(size: usize) -> Option<Arc<ShellPool>> {
     if size == 0 {
         return None;
     }
@@ -47,9 +47,7 @@ pub fn start_pool(size: usize) -> Option<Arc<ShellPool>> {
     let cwd = home
         .filter(|h| h.is_absolute() && h.is_dir())
         .unwrap_or_else(|| PathBuf::from("/"));
-    let pool = ShellPool::new(size, shell, shell_env(&[]), cwd);
-    pool.fill();
-    Some(pool)
+    Some(ShellPool::new(size, shell, shell_env(&[]), cwd))
 }
 
 struct Idle {
@@ -98,8 +96,9 @@ impl ShellPool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts shells in the background until `size` are ready or starting.
-    pub(super) fn fill(self: &Arc<Self>) {
+    /// Starts shells in the background until `size` are ready or starting
+    /// (from the runtime; elsewhere it does nothing).
+    pub fn fill(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

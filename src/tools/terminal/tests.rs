@@ -841,5 +841,5 @@ async fn taking_a_shell_starts_its_replacement_and_reset_starts_afresh() {
 
 #[test]
 fn a_pool_of_size_zero_is_no_pool() {
-    assert!(pool::start_pool(0).is_none());
+    assert!(pool::server_pool(0).is_none());
 }
