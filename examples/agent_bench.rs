@@ -11,13 +11,17 @@
 //!    receives them, minus the fake's parsing of the request (this one also
 //!    contains the fake's own work and the HTTP exchange).
 //!
-//! The server runs with `HOME` set to an empty directory, so the terminal's
-//! bash does not read the machine's `~/.bashrc` (which can take longer than
-//! everything else: `pyenv init` alone takes 140 ms here).
+//! The server runs with `HOME` set to an empty directory unless `--home`
+//! names one (`--home "$HOME"`: the machine's `~/.bashrc`, which can take
+//! longer than everything else: `pyenv init` alone takes 140 ms here).
+//! `--pool N` sets the server's `terminal_pool_size` (default: the server's
+//! default); `--gap-ms` pauses between conversations (default 500 ms), as
+//! conversations are not created back to back, so the pool has refilled.
 //!
 //! ```text
 //! cargo build --release --bin agent-server --example agent_bench
-//! target/release/examples/agent_bench --server target/release/agent-server [--runs 10] [--steps 200]
+//! target/release/examples/agent_bench --server target/release/agent-server \
+//!     [--runs 10] [--steps 200] [--home DIR] [--pool N] [--gap-ms 500]
 //! ```
 
 #[path = "../tests/support/fake_llm.rs"]
@@ -42,6 +46,9 @@ struct Args {
     server: String,
     runs: usize,
     steps: usize,
+    home: Option<String>,
+    pool: Option<usize>,
+    gap_ms: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,6 +57,9 @@ fn parse_args() -> Result<Args, String> {
         server: "target/release/agent-server".into(),
         runs: 10,
         steps: 200,
+        home: None,
+        pool: None,
+        gap_ms: 500,
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -75,9 +85,32 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e: lexopt::Error| e.to_string())?
             }
+            Long("home") => {
+                args.home = Some(
+                    p.value()
+                        .map_err(|e| e.to_string())?
+                        .to_string_lossy()
+                        .into(),
+                )
+            }
+            Long("pool") => {
+                args.pool = Some(
+                    p.value()
+                        .map_err(|e| e.to_string())?
+                        .parse()
+                        .map_err(|e: lexopt::Error| e.to_string())?,
+                )
+            }
+            Long("gap-ms") => {
+                args.gap_ms = p
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .parse()
+                    .map_err(|e: lexopt::Error| e.to_string())?
+            }
             other => {
                 return Err(format!(
-                    "{}\nusage: agent_bench [--server PATH] [--runs N] [--steps N]",
+                    "{}\nusage: agent_bench [--server PATH] [--runs N] [--steps N] [--home DIR] [--pool N] [--gap-ms MS]",
                     other.unexpected()
                 ))
             }
@@ -105,10 +138,15 @@ fn start_server(
     binary: &str,
     data: &std::path::Path,
     home: &std::path::Path,
+    pool: Option<usize>,
 ) -> Result<Server, String> {
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command.env_clear();
+    if let Some(size) = pool {
+        command.env("OH_TERMINAL_POOL_SIZE", size.to_string());
+    }
+    let mut child = command
         .args(["--host", "127.0.0.1", "--port", "0"])
-        .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("OH_SESSION_API_KEYS_0", KEY)
         .env("OH_CONVERSATIONS_PATH", data)
@@ -245,13 +283,25 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn bench(args: Args) -> Result<(), String> {
     let fake = FakeLlm::start().await;
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let home = tmp.path().join("home");
+    let home = match &args.home {
+        Some(home) => std::path::PathBuf::from(home),
+        None => tmp.path().join("home"),
+    };
     std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
-    let server = start_server(&args.server, &tmp.path().join("data"), &home)?;
+    let server = start_server(&args.server, &tmp.path().join("data"), &home, args.pool)?;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "HOME {}, terminal pool {}, {} ms between conversations, load average {}",
+        home.display(),
+        args.pool.map_or("default".to_string(), |n| n.to_string()),
+        args.gap_ms,
+        load.split_whitespace().next().unwrap_or("?")
+    );
 
     // 1. Four steps, POST to finished.
     let mut times = Vec::new();
     for run in 0..=args.runs {
+        tokio::time::sleep(Duration::from_millis(args.gap_ms)).await;
         let work = tmp.path().join(format!("work{run}"));
         std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
         fake.add_script(
@@ -305,7 +355,10 @@ async fn bench(args: Args) -> Result<(), String> {
         times.iter().cloned().fold(0.0, f64::max),
         1540.0 / four);
 
-    // 2. A long run of think steps.
+    // 2. A long run of think steps (`--steps 0` skips it).
+    if args.steps == 0 {
+        return Ok(());
+    }
     fake.clear();
     let mut turns: Vec<Turn> = (0..args.steps)
         .map(|i| {

@@ -122,6 +122,11 @@ async fn main() {
     let site = pages::PageServer::start().await;
     let home = format!("{}/index.html", site.origin());
     let rounds = 3;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average {}",
+        load.split_whitespace().next().unwrap_or("?")
+    );
 
     println!("== cold: first browser call of a conversation (browser_navigate)");
     let mut fully_cold = Vec::new();
@@ -207,16 +212,24 @@ async fn main() {
             mib(pss / count as u64)
         );
     }
-    let (driver_rss, _) = memory_kib(&driver).await;
-    let own = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let own_rss = own
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?");
+    let (driver_rss, driver_pss) = memory_kib(&driver).await;
+    let field = |file: &str, name: &str| -> u64 {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let own_rss = field("/proc/self/status", "VmRSS:");
+    let own_pss = field("/proc/self/smaps_rollup", "Pss:");
     println!(
-        "  chromedriver RSS {}; this process RSS {own_rss} KiB",
-        mib(driver_rss)
+        "  chromedriver RSS {} (PSS {}); this process (the tools, as in the server) RSS {:.1} MiB (PSS {:.1} MiB)",
+        mib(driver_rss),
+        mib(driver_pss),
+        own_rss as f64 / 1024.0,
+        own_pss as f64 / 1024.0
     );
     for set in &open {
         set.close().await;

@@ -133,6 +133,10 @@ pub struct Config {
     pub browser_allowed_urls: Vec<String>,
     /// URL patterns the browser must not open.
     pub browser_denied_urls: Vec<String>,
+    /// Idle shells kept started, so a new terminal need not wait for bash and
+    /// `~/.bashrc` (0: every terminal starts its own shell). An extension of
+    /// this server.
+    pub terminal_pool_size: usize,
 
     // --- compatibility settings (accepted; VSCode/VNC are not bundled) ---------
     /// Accepted for compatibility; VSCode is not bundled, so it always behaves as disabled.
@@ -222,6 +226,7 @@ impl Default for Config {
             browser_idle_timeout_seconds: 600.0,
             browser_allowed_urls: Vec::new(),
             browser_denied_urls: Vec::new(),
+            terminal_pool_size: 1,
             enable_vscode: false,
             vscode_port: 8001,
             vscode_base_path: None,
@@ -360,6 +365,7 @@ pub static FIELDS: &[Field] = &[
     field("browser_idle_timeout_seconds", Float),
     field("browser_allowed_urls", List(&Str)),
     field("browser_denied_urls", List(&Str)),
+    field("terminal_pool_size", Int),
     field("enable_vscode", Bool),
     field("vscode_port", Int),
     field("vscode_base_path", Optional(&Str)),
@@ -381,6 +387,9 @@ pub static FIELDS: &[Field] = &[
 
 /// The process environment, passed explicitly so that tests never touch the real one.
 pub type Env = BTreeMap<String, String>;
+
+/// An idle shell costs a few MB; more than a handful only wastes memory.
+pub const MAX_TERMINAL_POOL_SIZE: usize = 8;
 
 /// The variable naming the JSON config file.
 pub const CONFIG_PATH_ENV: &str = "OPENHANDS_AGENT_SERVER_CONFIG_PATH";
@@ -625,6 +634,15 @@ impl Config {
         at_least_one("max_concurrent_browsers", self.max_concurrent_browsers)?;
         at_least_one("max_body_bytes", self.max_body_bytes)?;
         at_least_one("vscode_port", usize::from(self.vscode_port))?;
+        if self.terminal_pool_size > MAX_TERMINAL_POOL_SIZE {
+            return Err((
+                "terminal_pool_size",
+                format!(
+                    "must be at most {MAX_TERMINAL_POOL_SIZE}, found {}",
+                    self.terminal_pool_size
+                ),
+            ));
+        }
         if let Some(ttl) = self.conversation_idle_ttl_seconds {
             positive("conversation_idle_ttl_seconds", ttl)?;
         }

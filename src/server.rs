@@ -23,7 +23,7 @@ use crate::http::{self, App};
 use crate::outbound::Outbound;
 use crate::secrets::SecretCipher;
 use crate::systemd;
-use crate::tools::{browser, registry};
+use crate::tools::{browser, registry, terminal, ToolSettings};
 use crate::webhooks::WebhookHub;
 
 /// Where a conversation keeps its files, for the routes that act inside one.
@@ -108,11 +108,11 @@ impl AppState {
     /// service's runner; `false` if one was installed already. `server_url`
     /// is where relative `LookupSecret` URLs point ([`internal_server_url`]).
     pub fn install_agent(&self, service: &Arc<ConversationService>, server_url: String) -> bool {
-        let runtime = AgentRuntime::new(
-            self.outbound.clone(),
-            registry::tool_settings(&self.config),
-            server_url,
-        );
+        let settings = ToolSettings {
+            terminal_pool: terminal::server_pool(self.config.terminal_pool_size),
+            ..(*registry::tool_settings(&self.config)).clone()
+        };
+        let runtime = AgentRuntime::new(self.outbound.clone(), Arc::new(settings), server_url);
         runtime.attach(service);
         self.agent.set(runtime).is_ok()
     }
@@ -263,6 +263,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     state.mark_ready();
     announce(addr);
     systemd::notify_ready(addr);
+    // Once ready, so bash and `~/.bashrc` do not compete with start-up.
+    if let Some(pool) = state
+        .agent()
+        .and_then(|a| a.tool_settings().terminal_pool.clone())
+    {
+        pool.fill();
+    }
     // Started once ready, so Chromium's launch does not delay the first answer.
     let browser_check = state.config.enable_browser.then(|| {
         let settings = registry::tool_settings(&state.config);
@@ -276,6 +283,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     http::serve(listener, app, state.shutdown.clone()).await;
     conversations.shutdown().await;
+    if let Some(pool) = state
+        .agent()
+        .and_then(|a| a.tool_settings().terminal_pool.clone())
+    {
+        pool.close().await;
+    }
     state.bash.shutdown().await;
     if let Some(check) = browser_check {
         // An unfinished check leaves Chromium behind; the sweep below ends it.

@@ -37,9 +37,17 @@ struct Marked {
 }
 
 impl Marked {
+    /// A server without pre-started shells, so that every marked process
+    /// belongs to a conversation.
     async fn start() -> Marked {
+        Marked::start_with(&[("HOME", "/nonexistent"), ("OH_TERMINAL_POOL_SIZE", "0")]).await
+    }
+
+    async fn start_with(env: &[(&str, &str)]) -> Marked {
         let marker = uuid::Uuid::new_v4().simple().to_string();
-        let h = Harness::start(&[(MARKER_VAR, &marker), ("HOME", "/nonexistent")]).await;
+        let mut env = env.to_vec();
+        env.push((MARKER_VAR, &marker));
+        let h = Harness::start(&env).await;
         Marked { h, marker }
     }
 
@@ -551,4 +559,87 @@ async fn file_editor_apply_patch_task_tracker_glob_and_grep() {
         "{said}"
     );
     m.delete_and_stop(&id).await;
+}
+
+/// `(pid, cwd)` of each shell that read the `.bashrc` of `home`.
+fn rc_log(home: &Path) -> Vec<(i32, String)> {
+    std::fs::read_to_string(home.join("rc.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pid, cwd) = l.split_once(' ')?;
+            Some((pid.parse().ok()?, cwd.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pre_started_shell_serves_the_first_terminal_and_dies_with_the_server() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".bashrc"),
+        "echo \"$$ $PWD\" >> \"$HOME/rc.log\"\nexport FROM_RC=yes\n",
+    )
+    .unwrap();
+    let home_s = home.path().display().to_string();
+    let m = Marked::start_with(&[("HOME", &home_s)]).await;
+    let h = &m.h;
+    // The server starts its idle shell (in $HOME) before any conversation.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rc_log(home.path()).is_empty() {
+        assert!(Instant::now() < deadline, "no shell was pre-started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (pooled, cwd) = rc_log(home.path())[0].clone();
+    assert_eq!(cwd, home_s);
+    assert!(
+        m.children().contains(&pooled),
+        "{}",
+        describe(&m.children())
+    );
+
+    h.llm.add_script(
+        "pooled",
+        vec![terminal("echo $$ \"$PWD\" \"$HOME\" $FROM_RC"), finish()],
+    );
+    let mut c = h.client().await;
+    let id = create(&mut c, &h.body("pooled", &["terminal"])).await;
+    run_to_finish(h, &id).await;
+    let obs = observations(h, &id).await;
+    let work = std::fs::canonicalize(&h.work).unwrap();
+    assert_eq!(
+        obs_text(&obs[0].0),
+        format!("{pooled} {} {home_s} yes", work.display())
+    );
+    assert_eq!(
+        obs[0].0["observation"]["metadata"]["working_dir"],
+        work.display().to_string()
+    );
+
+    // Deleting the conversation kills its shell; the pool's replacement
+    // lives until the server stops, and nothing outlives the server.
+    let (status, body) = call(
+        &mut c,
+        Method::DELETE,
+        &format!("/api/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while m.children().contains(&pooled) {
+        assert!(
+            Instant::now() < deadline,
+            "the conversation's shell survived DELETE"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(c);
+    let mut m = m;
+    assert_eq!(m.h.server.terminate().code(), Some(0));
+    m.assert_no_children("SIGTERM").await;
+    assert!(
+        rc_log(home.path()).len() >= 2,
+        "the pool started a replacement"
+    );
 }

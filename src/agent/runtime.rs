@@ -116,6 +116,11 @@ impl AgentRuntime {
         }
     }
 
+    /// The settings every conversation's tools are created with.
+    pub fn tool_settings(&self) -> &Arc<ToolSettings> {
+        &self.inner.tool_settings
+    }
+
     /// Installs the runtime as the service's runner.
     pub fn attach(&self, service: &Arc<ConversationService>) {
         let _ = self.inner.service.set(Arc::downgrade(service));

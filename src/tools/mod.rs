@@ -184,6 +184,8 @@ pub struct ToolSettings {
     pub runtime_idle_timeout_seconds: Option<f64>,
     /// Browser settings (chromedriver/chromium paths, caps, URL filters).
     pub browser: BrowserSettings,
+    /// The server's pre-started terminal shells, if any.
+    pub terminal_pool: Option<Arc<terminal::ShellPool>>,
 }
 
 /// Settings for the browser tool set.

@@ -78,7 +78,8 @@ pub fn usable_tool_names(browser_usable: bool) -> Vec<String> {
         .collect()
 }
 
-/// The server-level tool settings from the configuration.
+/// The server-level tool settings from the configuration (without a
+/// terminal pool: the server adds its own).
 pub fn tool_settings(config: &Config) -> Arc<ToolSettings> {
     Arc::new(ToolSettings {
         runtime_idle_timeout_seconds: config.runtime_idle_timeout_seconds,
@@ -92,6 +93,7 @@ pub fn tool_settings(config: &Config) -> Arc<ToolSettings> {
             allowed_urls: config.browser_allowed_urls.clone(),
             denied_urls: config.browser_denied_urls.clone(),
         },
+        terminal_pool: None,
     })
 }
 

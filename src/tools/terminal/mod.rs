@@ -13,6 +13,7 @@
 //! tool (`close`, drop, or [`kill_all_sessions`] at shutdown).
 
 mod output;
+mod pool;
 mod procs;
 mod pty;
 mod session;
@@ -37,6 +38,7 @@ use crate::tools::{
 };
 use crate::util::pyfmt;
 
+pub use pool::{server_pool, ShellPool};
 pub use pty::kill_all_sessions;
 
 use session::{input_bytes, shell_env, Outcome, Session, StartError, Wait};
@@ -675,6 +677,8 @@ pub struct TerminalTool {
     shell_pid: AtomicI32,
     /// Set by `close`: no new shell may start.
     closed: AtomicBool,
+    /// Where the first shell may come from ready-made.
+    pool: Option<Arc<ShellPool>>,
 }
 
 impl TerminalTool {
@@ -686,6 +690,7 @@ impl TerminalTool {
             session: Mutex::new(None),
             shell_pid: AtomicI32::new(0),
             closed: AtomicBool::new(false),
+            pool: env.settings.terminal_pool.clone(),
         })
     }
 
@@ -717,6 +722,10 @@ impl TerminalTool {
             cwd: self.config.working_dir.clone(),
             env: shell_env(&self.config.env),
         };
+        if let Some(session) = self.pooled_session(&spec, ctx).await? {
+            self.shell_pid.store(session.pid(), Ordering::SeqCst);
+            return Ok(session);
+        }
         let session = Session::start(spec, &ctx.cancel)
             .await
             .map_err(|e| match e {
@@ -725,6 +734,32 @@ impl TerminalTool {
             })?;
         self.shell_pid.store(session.pid(), Ordering::SeqCst);
         Ok(session)
+    }
+
+    /// A pre-started shell moved to the working directory, when the pool has
+    /// one started exactly like `spec` would be (see [`pool`]).
+    async fn pooled_session(
+        &self,
+        spec: &pty::SpawnSpec,
+        ctx: &ExecContext,
+    ) -> Result<Option<Session>, ToolError> {
+        let Some(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let Some(mut session) = pool.take(&spec.shell, &spec.env).await else {
+            return Ok(None);
+        };
+        match session.enter(&spec.cwd, &ctx.cancel).await {
+            Ok(true) => Ok(Some(session)),
+            Ok(false) => {
+                session.close().await;
+                Ok(None)
+            }
+            Err(()) => {
+                session.close().await;
+                Err(ToolError::Cancelled)
+            }
+        }
     }
 
     async fn run(&self, action: TerminalAction, ctx: &ExecContext) -> Result<Draft, ToolError> {

@@ -28,6 +28,7 @@
 //!   awaited, so a stray prompt is never mistaken for the next command's.
 
 use std::ffi::OsString;
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant};
@@ -248,6 +249,16 @@ impl Session {
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<bool, ()> {
+        Ok(self.await_prompt(seq, timeout, cancel).await?.is_some())
+    }
+
+    /// [`await_line`](Self::await_line) returning the prompt's fields.
+    async fn await_prompt(
+        &mut self,
+        seq: u64,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Option<PromptFields>, ()> {
         let deadline = Instant::now() + timeout;
         let mut changes = self.pty.changes();
         loop {
@@ -255,27 +266,27 @@ impl Session {
                 while let Some(prompt) = out.find_prompt() {
                     out.consume_through(&prompt);
                     if prompt.fields.seq == Some(seq) {
-                        return Some(prompt.raw);
+                        return Some(prompt);
                     }
                 }
                 None
             });
-            if let Some(raw) = found {
-                self.last_prompt = raw;
-                return Ok(true);
+            if let Some(prompt) = found {
+                self.last_prompt = prompt.raw;
+                return Ok(Some(prompt.fields));
             }
             if self.pty.with_out(|out| out.eof) {
-                return Ok(false);
+                return Ok(None);
             }
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(()),
                 changed = changes.changed() => {
                     if changed.is_err() && !self.pty.with_out(|out| out.eof) {
-                        return Ok(false);
+                        return Ok(None);
                     }
                 }
-                _ = sleep_until(deadline) => return Ok(false),
+                _ = sleep_until(deadline) => return Ok(None),
             }
         }
     }
@@ -335,6 +346,32 @@ impl Session {
             return Ok(false);
         }
         self.await_line(seq, LINE_TIMEOUT, cancel).await
+    }
+
+    /// Moves a pre-started idle shell to `dir` as if it had started there:
+    /// `$PWD` physical, `OLDPWD` as bash set it at start (inherited, or
+    /// exported but unset), `SECONDS` from 0, `$?` 0 and `$_` as after the
+    /// start-up line. `Ok(false)` when the shell did
+    /// not get there (it should then be closed).
+    pub async fn enter(&mut self, dir: &Path, cancel: &CancellationToken) -> Result<bool, ()> {
+        let seq = self.next_seq();
+        let line = format!(
+            " __oh_seq={seq}; __oh_old=${{OLDPWD-}} __oh_had=${{OLDPWD+1}}; builtin cd -P -- {} && {{ \
+             if [ -n \"$__oh_had\" ]; then OLDPWD=$__oh_old; else unset OLDPWD; declare -x OLDPWD; fi; \
+             unset __oh_old __oh_had; SECONDS=0; \
+             export PROMPT_COMMAND='stty -echo 2>/dev/null; PS1=$__oh_ps1'; }}\r",
+            ansi_c_quote(&dir.to_string_lossy())
+        );
+        if self.pty.write_all(line.as_bytes()).await.is_err() {
+            return Ok(false);
+        }
+        let Some(fields) = self.await_prompt(seq, LINE_TIMEOUT, cancel).await? else {
+            return Ok(false);
+        };
+        let physical = tokio::fs::canonicalize(dir).await.ok();
+        Ok(fields.exit_code == 0
+            && physical.is_some()
+            && fields.working_dir.as_deref().map(Path::new) == physical.as_deref())
     }
 
     /// Runs a new command (after exporting `vars`) and waits for it.

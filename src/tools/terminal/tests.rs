@@ -680,3 +680,166 @@ async fn input_for_a_program_that_ended_is_not_run_by_the_shell() {
     assert!(!f.work.path().join("typed.txt").exists());
     f.finish().await;
 }
+
+/// A `$HOME` whose `.bashrc` logs `pid cwd` of every shell that reads it and
+/// sets a variable and an alias.
+fn rc_home() -> TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".bashrc"),
+        "echo \"$$ $PWD\" >> \"$HOME/rc.log\"\nexport FROM_RC=yes\nalias ll='ls -l'\n",
+    )
+    .unwrap();
+    home
+}
+
+/// `(pid, cwd)` of each shell that read `home`'s `.bashrc`.
+fn rc_log(home: &TempDir) -> Vec<(i32, String)> {
+    std::fs::read_to_string(home.path().join("rc.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pid, cwd) = l.split_once(' ')?;
+            Some((pid.parse().ok()?, cwd.to_string()))
+        })
+        .collect()
+}
+
+/// A pool of one shell with `home` as `$HOME`, waited for (bounded).
+async fn ready_pool(home: &TempDir) -> Arc<ShellPool> {
+    let env = shell_env(&[("HOME".into(), home.path().display().to_string())]);
+    let pool = ShellPool::new(1, find_bash().unwrap(), env, home.path().to_path_buf());
+    pool.fill();
+    for _ in 0..300 {
+        if pool.ready() == 1 {
+            return pool;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the pool did not start its shell");
+}
+
+fn pooled_fixture(params: Value, pool: Option<Arc<ShellPool>>) -> Fixture {
+    fixture_with(
+        params,
+        ToolSettings {
+            terminal_pool: pool,
+            ..ToolSettings::default()
+        },
+    )
+}
+
+/// What a new shell's state looks like from inside: environment, options,
+/// history, `$?`, `OLDPWD`, aliases (volatile values left out).
+const INTROSPECT: &str = "echo \"rc=$? oldpwd=[${OLDPWD-unset}] $(declare -p OLDPWD) hist=$(history | wc -l) seconds_small=$((SECONDS < 5))\"; \
+     env | grep -v '^_=' | sort; set -o | tr -s ' \\t' ' '; shopt | tr -s ' \\t' ' '; alias";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_shell_is_handed_over_as_if_started_in_the_working_dir() {
+    let home = rc_home();
+    let home_s = home.path().display().to_string();
+    let pool = ready_pool(&home).await;
+    let pooled_pid = rc_log(&home)[0].0;
+
+    let params = json!({"env": {"HOME": home_s}, "no_change_timeout_seconds": 5});
+    let mut pooled = pooled_fixture(params.clone(), Some(pool.clone()));
+    let work = std::fs::canonicalize(pooled.work.path()).unwrap();
+    let state = text(&pooled.run(INTROSPECT).await).to_string();
+    assert_eq!(
+        pooled.tool.shell_pid(),
+        Some(pooled_pid),
+        "the pooled shell was used"
+    );
+    let obs = pooled.run("echo \"$PWD|$HOME|$FROM_RC\"; ll -d .").await;
+    assert!(
+        text(&obs).starts_with(&format!("{}|{home_s}|yes\n", work.display())),
+        "{}",
+        text(&obs)
+    );
+    assert_eq!(
+        obs.json["metadata"]["working_dir"],
+        work.display().to_string()
+    );
+    let obs = pooled.run("cd / && pwd").await;
+    assert_eq!(text(&obs), "/");
+    assert_eq!(obs.json["metadata"]["working_dir"], "/");
+
+    // The same state as a shell started the old way, in its working dir.
+    let mut fresh = pooled_fixture(params, None);
+    let fresh_work = std::fs::canonicalize(fresh.work.path()).unwrap();
+    let fresh_state = text(&fresh.run(INTROSPECT).await).replace(
+        &fresh_work.display().to_string(),
+        &work.display().to_string(),
+    );
+    assert_eq!(state, fresh_state);
+    let log = rc_log(&home);
+    assert_eq!(log[0].1, home_s, "the pooled shell read .bashrc in $HOME");
+    assert!(
+        log.contains(&(
+            fresh.tool.shell_pid().unwrap(),
+            fresh_work.display().to_string()
+        )),
+        "the fresh shell read .bashrc in its working dir: {log:?}"
+    );
+    fresh.finish().await;
+    pooled.finish().await;
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_with_other_env_params_starts_its_own_shell() {
+    let home = rc_home();
+    let pool = ready_pool(&home).await;
+    let pooled_pid = rc_log(&home)[0].0;
+    let params = json!({"env": {"HOME": home.path(), "PROJECT_TOKEN": "t0k"}});
+    let mut f = pooled_fixture(params, Some(pool.clone()));
+    let obs = f.run("echo $PROJECT_TOKEN $PWD").await;
+    let work = std::fs::canonicalize(f.work.path()).unwrap();
+    assert_eq!(text(&obs), format!("t0k {}", work.display()));
+    assert_ne!(f.tool.shell_pid(), Some(pooled_pid));
+    assert_eq!(pool.ready(), 1, "the pooled shell stays in the pool");
+    f.finish().await;
+    pool.close().await;
+    assert!(
+        !procs::session_alive(pooled_pid),
+        "closing the pool kills its shells"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_a_shell_starts_its_replacement_and_reset_starts_afresh() {
+    let home = rc_home();
+    let pool = ready_pool(&home).await;
+    let params = json!({"env": {"HOME": home.path()}});
+    let mut f = pooled_fixture(params, Some(pool.clone()));
+    f.run("true").await;
+    let first = f.tool.shell_pid().unwrap();
+    assert_eq!(rc_log(&home)[0].0, first);
+    for _ in 0..300 {
+        if pool.ready() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pool.ready(), 1, "the pool refilled");
+    let replacement = rc_log(&home)[1].0;
+    // A reset takes the replacement, in the working dir, with no old state.
+    f.run("export OLD_STATE=1").await;
+    let obs = f
+        .call(json!({"command": "echo ${OLD_STATE-none} $PWD", "reset": true}))
+        .await;
+    let work = std::fs::canonicalize(f.work.path()).unwrap();
+    assert!(text(&obs).ends_with(&format!("none {}", work.display())));
+    assert_eq!(f.tool.shell_pid(), Some(replacement));
+    assert!(!procs::session_alive(first));
+    f.finish().await;
+    pool.close().await;
+    for (pid, _) in rc_log(&home) {
+        assert!(!procs::session_alive(pid), "shell {pid} left behind");
+    }
+}
+
+#[test]
+fn a_pool_of_size_zero_is_no_pool() {
+    assert!(pool::server_pool(0).is_none());
+}
