@@ -276,6 +276,9 @@ impl AgentRuntime {
         reason: &str,
     ) -> Result<(), AgentError> {
         let session = self.inner.session(conv.id());
+        // Not between a step that stops for confirmation and the loop's look
+        // at the status: `idle` there would read as new input and run on.
+        let _step = session.step_lock.lock().await;
         let pending = session.pending(conv).await?;
         if conv.execution_status() == ExecutionStatus::WaitingForConfirmation {
             conv.set_execution_status(ExecutionStatus::Idle).await?;
@@ -654,7 +657,9 @@ impl Inner {
                     continue;
                 }
             }
-            {
+            // The status is read before the step lock is released (see
+            // `reject_pending`).
+            let status = {
                 let _step = session.step_lock.lock().await;
                 let step = Step {
                     inner: self,
@@ -673,9 +678,9 @@ impl Inner {
                     llm_us = llm,
                     "agent step"
                 );
-            }
+                conv.execution_status()
+            };
             iteration += 1;
-            let status = conv.execution_status();
             if status == ExecutionStatus::WaitingForConfirmation {
                 return Ok(());
             }
