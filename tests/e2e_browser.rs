@@ -27,10 +27,10 @@ pub mod pages;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use agent_util::{call, create, events, obs_text, of_kind, send, told, Harness, Socket};
+use agent_util::{create, delete, events, obs_text, of_kind, send, told, Harness, Socket};
 use fake_llm::Turn;
 use pages::PageServer;
 
@@ -445,14 +445,7 @@ async fn the_fourteen_tools_through_a_conversation() {
         .browser_processes()
         .iter()
         .any(|&p| cmdline(p).contains(&profiles)));
-    let (status, body) = call(
-        &mut c,
-        Method::DELETE,
-        &format!("/api/conversations/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    delete(&mut c, &id).await;
     wait_until("the conversation's browser to close", || {
         !b.browser_processes()
             .iter()

@@ -18,10 +18,12 @@ pub mod agent_util;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use agent_util::{call, create, events, obs_text, of_kind, read_tree, run, told, Harness, Socket};
+use agent_util::{
+    create, delete, events, obs_text, of_kind, read_tree, run, told, Harness, Socket,
+};
 use fake_llm::Turn;
 
 /// The variable every process of a test's server inherits.
@@ -84,14 +86,7 @@ impl Marked {
             "the conversation's shell runs until the conversation is deleted"
         );
         let mut c = self.h.client().await;
-        let (status, body) = call(
-            &mut c,
-            Method::DELETE,
-            &format!("/api/conversations/{id}"),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        delete(&mut c, id).await;
         self.assert_no_children("DELETE").await;
         drop(c);
         assert_eq!(self.h.server.terminate().code(), Some(0));
@@ -349,14 +344,7 @@ async fn background_jobs_die_with_the_conversation_and_the_server() {
     // bash and three sleeps; one of them was orphaned by its subshell.
     let running = m.children();
     assert!(running.len() >= 4, "{}", describe(&running));
-    let (status, body) = call(
-        &mut c,
-        Method::DELETE,
-        &format!("/api/conversations/{first}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    delete(&mut c, &first).await;
     m.assert_no_children("DELETE").await;
 
     // A second conversation's jobs die with the server.
@@ -618,14 +606,7 @@ async fn a_pre_started_shell_serves_the_first_terminal_and_dies_with_the_server(
 
     // Deleting the conversation kills its shell; the pool's replacement
     // lives until the server stops, and nothing outlives the server.
-    let (status, body) = call(
-        &mut c,
-        Method::DELETE,
-        &format!("/api/conversations/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    delete(&mut c, &id).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while m.children().contains(&pooled) {
         assert!(

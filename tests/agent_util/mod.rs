@@ -151,6 +151,18 @@ pub async fn info(client: &mut Client, id: &str) -> Value {
     v
 }
 
+/// `DELETE /api/conversations/{id}`, which must succeed.
+pub async fn delete(client: &mut Client, id: &str) {
+    let (status, body) = call(
+        client,
+        Method::DELETE,
+        &format!("/api/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// Polls until the status is one of `wanted` (at most 20 s); the info.
 pub async fn wait_status(client: &mut Client, id: &str, wanted: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
