@@ -64,21 +64,7 @@ pub async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> (StatusCode, Value) {
-    let auth = [("X-Session-API-Key", KEY)];
-    let resp = match body {
-        Some(b) => client.json(method, path, &auth, b).await,
-        None => {
-            client
-                .request(method, path, &auth, bytes::Bytes::new())
-                .await
-        }
-    };
-    let v = if resp.body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&resp.body).unwrap_or_else(|_| Value::String(resp.text()))
-    };
-    (resp.status, v)
+    client.api(KEY, method, path, body).await
 }
 
 /// Creates a conversation; returns its id (dashed).

@@ -517,6 +517,29 @@ impl Client {
         all.extend_from_slice(headers);
         self.request(method, path, &all, body.to_string()).await
     }
+
+    /// `method path` with the session `key` and an optional JSON body; the
+    /// status and the body parsed as JSON (`null` when empty, a string when
+    /// it is not JSON).
+    pub async fn api(
+        &mut self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let auth = [("X-Session-API-Key", key)];
+        let resp = match body {
+            Some(b) => self.json(method, path, &auth, b).await,
+            None => self.request(method, path, &auth, Bytes::new()).await,
+        };
+        let v = if resp.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&resp.body).unwrap_or_else(|_| Value::String(resp.text()))
+        };
+        (resp.status, v)
+    }
 }
 
 /// Opens a WebSocket to `path` with extra headers.
